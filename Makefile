@@ -1,0 +1,41 @@
+# The README's two commands. Each installs what it needs on a fresh machine.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+# torch==2.13.0 (pinned in python/requirements.txt) is the CPU build; GPU hosts use Dockerfile.gpu.
+
+.PHONY: demo test install test-ts test-py typecheck bench clean
+
+install: node_modules/.installed $(VENV)/.installed
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund
+	touch $@
+
+$(VENV)/.installed: python/requirements.txt python/requirements-dev.txt
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r python/requirements-dev.txt
+	touch $@
+
+demo: install
+	./bin/peftctl.js run configs/smoke.yaml
+
+test: install typecheck test-py test-ts
+
+typecheck: node_modules/.installed
+	npx tsc --noEmit
+
+test-py: $(VENV)/.installed
+	$(PY) -m pytest -q python/tests
+
+test-ts: install
+	npx vitest run
+
+bench: install
+	npx tsx bench/plan.ts
+	npx tsx bench/schedule.ts
+	$(PY) bench/throughput.py
+
+clean:
+	rm -rf node_modules $(VENV) .cache
