@@ -29,24 +29,26 @@ export const ModelSchema = z
       .enum(["sdpa", "eager", "flex_attention"])
       .default("sdpa")
       .describe("Attention implementation passed to transformers."),
-    trust_remote_code: z.boolean().default(false),
+    trust_remote_code: z.boolean().default(false).describe("Allow model code from the Hub repository to run (transformers trust_remote_code)."),
   })
   .describe("The base model to fine-tune.");
 
-const LoraSchema = z.strictObject({
-  kind: z.literal("lora"),
-  r: positiveInt.default(8).describe("LoRA rank."),
-  alpha: z.number().positive().default(16).describe("LoRA alpha (scaling = alpha / r)."),
-  dropout: fraction.default(0.05).describe("Dropout on the LoRA input."),
-  target_modules: z
-    .array(z.string().min(1))
-    .min(1)
-    .default(["q_proj", "v_proj"])
-    .describe("Module names to adapt, or [all-linear]."),
-  use_dora: z.boolean().default(false).describe("Weight-decomposed LoRA (DoRA)."),
-  use_rslora: z.boolean().default(false).describe("Rank-stabilised scaling alpha / sqrt(r)."),
-  bias: z.enum(["none", "all", "lora_only"]).default("none"),
-});
+const LoraSchema = z
+  .strictObject({
+    kind: z.literal("lora"),
+    r: positiveInt.default(8).describe("LoRA rank."),
+    alpha: z.number().positive().default(16).describe("LoRA alpha (scaling = alpha / r)."),
+    dropout: fraction.default(0.05).describe("Dropout on the LoRA input."),
+    target_modules: z
+      .array(z.string().min(1))
+      .min(1)
+      .default(["q_proj", "v_proj"])
+      .describe("Module names to adapt, or [all-linear]."),
+    use_dora: z.boolean().default(false).describe("Weight-decomposed LoRA (DoRA)."),
+    use_rslora: z.boolean().default(false).describe("Rank-stabilised scaling alpha / sqrt(r)."),
+    bias: z.enum(["none", "all", "lora_only"]).default("none").describe("Which biases to train alongside LoRA."),
+  })
+  .describe("LoRA (peft LoraConfig).");
 
 const AdapterSchema = z
   .strictObject({
@@ -56,22 +58,33 @@ const AdapterSchema = z
   })
   .describe("LLaMA-Adapter (peft AdaptionPromptConfig).");
 
-const Ia3Schema = z.strictObject({
-  kind: z.literal("ia3"),
-  target_modules: z.array(z.string().min(1)).min(1).default(["k_proj", "v_proj", "down_proj"]),
-  feedforward_modules: z.array(z.string().min(1)).default(["down_proj"]),
-});
+const Ia3Schema = z
+  .strictObject({
+    kind: z.literal("ia3"),
+    target_modules: z
+      .array(z.string().min(1))
+      .min(1)
+      .default(["k_proj", "v_proj", "down_proj"])
+      .describe("Module names whose activations are rescaled."),
+    feedforward_modules: z
+      .array(z.string().min(1))
+      .default(["down_proj"])
+      .describe("Which of target_modules are feed-forward (scaled at the input)."),
+  })
+  .describe("IA3 (peft IA3Config).");
 
-const PrefixSchema = z.strictObject({
-  kind: z.literal("prefix"),
-  num_virtual_tokens: positiveInt.default(20),
-});
+const PrefixSchema = z
+  .strictObject({
+    kind: z.literal("prefix"),
+    num_virtual_tokens: positiveInt.default(20).describe("Trained key/value prefix length per layer."),
+  })
+  .describe("Prefix tuning (peft PrefixTuningConfig).");
 
 const PromptSchema = z.strictObject({
   kind: z.literal("prompt"),
-  num_virtual_tokens: positiveInt.default(20),
+  num_virtual_tokens: positiveInt.default(20).describe("Soft prompt length in tokens."),
   init_text: z.string().optional().describe("Initialise the soft prompt from this text instead of randomly."),
-});
+}).describe("Prompt tuning (peft PromptTuningConfig).");
 
 const FullSchema = z
   .strictObject({ kind: z.literal("full") })
@@ -82,9 +95,9 @@ export const MethodSchema = z
   .describe("The PEFT method: lora, adapter (LLaMA-Adapter), ia3, prefix, prompt, or full.");
 
 export const SplitSchema = z.strictObject({
-  train: fraction.default(0.8),
-  valid: fraction.default(0.1),
-  test: fraction.default(0.1),
+  train: fraction.default(0.8).describe("Fraction of dialogues to train on."),
+  valid: fraction.default(0.1).describe("Fraction of dialogues for the evaluation loss."),
+  test: fraction.default(0.1).describe("Fraction of dialogues held out for generation metrics."),
   seed: nonNegativeInt.default(42).describe("Seed of the deterministic dialogue-level split."),
 });
 
@@ -98,85 +111,94 @@ export const DataSchema = z.strictObject({
   max_length: positiveInt.default(1024).describe("Maximum tokens per example (and per packed row)."),
   packing: z.boolean().default(true).describe("Pack examples into rows, each attending only to itself."),
   max_examples: positiveInt.optional().describe("Use at most this many training examples (smoke runs)."),
-  split: SplitSchema.prefault({}),
-});
+  split: SplitSchema.prefault({}).describe("Dialogue-level train/valid/test split; the fractions sum to 1."),
+}).describe("Training data.");
 
 export const TrainSchema = z.strictObject({
-  epochs: z.number().positive().default(3),
+  epochs: z.number().positive().default(3).describe("Passes over the training examples (ignored with max_steps)."),
   max_steps: positiveInt.optional().describe("Stop after this many optimizer steps (overrides epochs)."),
   lr: z.number().positive().default(3e-4).describe("Peak learning rate."),
-  lr_scheduler: z.enum(["cosine", "linear", "constant"]).default("cosine"),
-  batch_size: positiveInt.default(128).describe("Global batch size in examples per optimizer step."),
+  lr_scheduler: z.enum(["cosine", "linear", "constant"]).default("cosine").describe("Decay after the warm-up."),
+  batch_size: positiveInt
+    .default(128)
+    .describe("Global batch size in examples per optimizer step; a multiple of micro_batch_size (x gpus when gpus > 1)."),
   micro_batch_size: positiveInt.default(4).describe("Examples (or packed rows) per forward pass per device."),
-  warmup_steps: nonNegativeInt.default(100),
-  weight_decay: z.number().nonnegative().default(0),
-  max_grad_norm: z.number().positive().default(1.0),
+  warmup_steps: nonNegativeInt.default(100).describe("Optimizer steps of linear learning-rate warm-up."),
+  weight_decay: z.number().nonnegative().default(0).describe("AdamW weight decay."),
+  max_grad_norm: z.number().positive().default(1.0).describe("Gradient clipping norm."),
   gradient_checkpointing: z.boolean().default(false).describe("Non-reentrant activation checkpointing."),
-  seed: nonNegativeInt.default(1337),
-  log_every_steps: positiveInt.default(10),
-});
+  seed: nonNegativeInt.default(1337).describe("Seed of initialisation, dropout and data order."),
+  log_every_steps: positiveInt.default(10).describe("Optimizer steps between progress events."),
+}).describe("Optimisation.");
 
 export const EvalSchema = z.strictObject({
-  every_steps: positiveInt.default(200),
+  every_steps: positiveInt.default(200).describe("Optimizer steps between validation-loss evaluations (and one at the end)."),
   generate: z
     .strictObject({
-      max_new_tokens: positiveInt.default(64),
+      max_new_tokens: positiveInt.default(64).describe("Longest generated response."),
       samples: nonNegativeInt.default(200).describe("Test examples to generate responses for (0: none)."),
     })
-    .prefault({}),
-});
+    .prefault({})
+    .describe("Responses generated on the test split after training, for the text metrics."),
+}).describe("Evaluation.");
 
 export const CheckpointSchema = z.strictObject({
-  every_steps: positiveInt.default(200),
+  every_steps: positiveInt.default(200).describe("Optimizer steps between checkpoints (and one at the end)."),
   keep_last: positiveInt.default(2).describe("Full training states (optimizer, RNG, data position) to keep."),
   keep_adapters: z.enum(["all", "best", "last"]).default("best").describe("Which checkpoints keep their adapter."),
-});
+}).describe("Checkpoints: atomic, verified by a manifest, resumable.");
 
 export const ResourcesSchema = z.strictObject({
   executor: z.enum(["local"]).default("local").describe("Where jobs run (ssh and slurm come next)."),
   gpus: nonNegativeInt.default(1).describe("GPUs per job; 0 trains on the CPU."),
   gpu_memory_gb: z.number().positive().default(80).describe("Memory of one GPU; the plan warns above it."),
   retries: nonNegativeInt.default(2).describe("Retries of interrupted, lost or out-of-memory attempts."),
-});
+}).describe("Where and on what each job runs.");
 
 export const HubSchema = z.strictObject({
   repo: z
     .string()
     .regex(/^[\w.-]+\/[\w.-]+$/, "expected org/name")
     .describe("Target repository, org/name."),
-  private: z.boolean().default(true),
+  private: z.boolean().default(true).describe("Create the repository private."),
   layout: z
     .enum(["repo-per-run", "branch-per-run"])
     .default("repo-per-run")
     .describe("repo-per-run: <repo>-<run suffix> per run; branch-per-run: one repo, a branch per run."),
   auto_push: z.boolean().default(true).describe("Push when a run succeeds."),
-  license: z.string().default("apache-2.0"),
-  datasets: z.array(z.string()).default([]),
-});
+  license: z.string().default("apache-2.0").describe("License in the model card."),
+  datasets: z.array(z.string()).default([]).describe("Dataset ids listed in the model card."),
+}).describe("Publishing adapters to the Hugging Face Hub.");
 
-const RangeSchema = z.strictObject({
-  min: z.number(),
-  max: z.number(),
-  distribution: z.enum(["uniform", "log_uniform", "int_uniform"]).default("uniform"),
-});
+const RangeSchema = z
+  .strictObject({
+    min: z.number().describe("Lower bound."),
+    max: z.number().describe("Upper bound."),
+    distribution: z.enum(["uniform", "log_uniform", "int_uniform"]).default("uniform").describe("How values are drawn."),
+  })
+  .describe("A range to sample from (random sweeps only).");
 
 export const SweepSchema = z.strictObject({
-  method: z.enum(["grid", "random", "zip"]).default("grid"),
+  method: z
+    .enum(["grid", "random", "zip"])
+    .default("grid")
+    .describe("grid: every combination; zip: the i-th values together; random: n samples."),
   parameters: z
     .record(z.string(), z.union([z.array(z.unknown()).min(1), RangeSchema]))
     .describe("Dotted key path -> list of values (grid, zip, random) or a range (random only)."),
   n: positiveInt.optional().describe("Number of samples (random)."),
   seed: nonNegativeInt.default(0).describe("Seed of the random sweep."),
-});
+}).describe("Runs of this experiment that vary some keys.");
 
 export const ExperimentSchema = z
   .strictObject({
     $schema: z.string().optional().describe("Path or URL of this JSON Schema, for editors."),
     name: z
       .string()
-      .regex(/^[a-z0-9][a-z0-9._-]*$/, "lower-case letters, digits, '.', '_' and '-', starting with a letter or digit")
-      .max(80),
-    description: z.string().optional(),
+      .regex(/^[a-z0-9][a-z0-9._-]*$/, "must be lower-case letters, digits, '.', '_' and '-', starting with a letter or digit")
+      .max(80)
+      .describe("Experiment name: the directory under the run store and the prefix of run ids."),
+    description: z.string().optional().describe("Free text, shown in status and model cards."),
     extends: z
       .union([z.string(), z.array(z.string())])
       .optional()

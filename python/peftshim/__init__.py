@@ -1,0 +1,1 @@
+"""peftshim: the Python training shim started by peftctl (`python -m peftshim train --job job.json`)."""

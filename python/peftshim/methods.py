@@ -1,0 +1,184 @@
+"""PEFT methods: the job spec's method section -> a peft model (or the model itself for full).
+
+kind     peft config                       notes
+lora     LoraConfig                        r, alpha, dropout, target_modules ([all-linear] allowed),
+                                           use_dora, use_rslora, bias
+adapter  AdaptionPromptConfig              LLaMA-Adapter: adapter_len, adapter_layers (top layers);
+                                           peft supports llama, mistral and gpt2 models only
+ia3      IA3Config                         target_modules, feedforward_modules (a subset of them)
+prefix   PrefixTuningConfig                num_virtual_tokens (peft feeds them as past_key_values;
+                                           peft refuses it with gradient checkpointing)
+prompt   PromptTuningConfig                num_virtual_tokens; init_text -> PromptTuningInit.TEXT
+full     none                              every weight trains (baselines such as DialoGPT)
+
+Module names differ between architectures (LLaMA q_proj/v_proj, GPT-2 c_attn/c_proj/c_fc); a
+target that matches nothing is a SpecError naming the field and listing the model's own names.
+Prompt and prefix tuning prepend virtual tokens that peft only knows how to add to a 2D mask, so
+they cannot train on packed rows: `supports_packing` says so and train.py pads per batch for them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from peft import (
+    AdaptionPromptConfig,
+    IA3Config,
+    LoraConfig,
+    PeftConfig,
+    PeftModel,
+    PrefixTuningConfig,
+    PromptTuningConfig,
+    PromptTuningInit,
+    get_peft_model,
+)
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
+from transformers.pytorch_utils import Conv1D
+
+from peftshim.spec import SpecError
+
+_VIRTUAL_TOKEN_METHODS = ("prefix", "prompt")
+_ADAPTION_PROMPT_MODEL_TYPES = ("llama", "mistral", "gpt2")
+
+
+def supports_packing(method_spec: dict[str, Any]) -> bool:
+    """Whether examples may be packed for this method (not for prompt and prefix tuning)."""
+    return method_spec["kind"] not in _VIRTUAL_TOKEN_METHODS
+
+
+def apply_method(
+    model: PreTrainedModel,
+    method_spec: dict[str, Any],
+    *,
+    gradient_checkpointing: bool,
+    tokenizer: PreTrainedTokenizerBase | None = None,
+) -> torch.nn.Module:
+    """Wrap `model` for the method in `method_spec` (the job spec's method dict, `kind` first).
+
+    Returns the PeftModel, or `model` itself for full fine-tuning (every parameter trainable).
+    gradient_checkpointing turns on non-reentrant activation checkpointing; for peft methods the
+    input embeddings are also made to require grad, so checkpointed segments see a grad path.
+    `tokenizer` is needed for prompt tuning with init_text (peft re-loads it by its path).
+    Raises SpecError for settings this model cannot take (unknown target modules, too many adapter
+    layers, an architecture LLaMA-Adapter does not support, prefix tuning with checkpointing).
+    """
+    kind = method_spec["kind"]
+    if gradient_checkpointing and kind == "prefix":
+        # peft 0.21 feeds the prefix through a Cache, which checkpointed layers cannot take (it raises)
+        raise SpecError(
+            "job.json", "train.gradient_checkpointing", "prefix tuning does not work with gradient checkpointing; turn it off"
+        )
+    if gradient_checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        model.config.use_cache = False
+    if kind == "full":
+        for parameter in model.parameters():
+            parameter.requires_grad_(True)
+        return model
+    if gradient_checkpointing:
+        model.enable_input_require_grads()
+    return get_peft_model(model, peft_config(model, method_spec, tokenizer=tokenizer))
+
+
+def peft_config(
+    model: PreTrainedModel, method_spec: dict[str, Any], *, tokenizer: PreTrainedTokenizerBase | None = None
+) -> PeftConfig:
+    """The peft config for a method spec, checked against `model` (see apply_method)."""
+    kind = method_spec["kind"]
+    if kind == "lora":
+        targets = _target_modules(model, method_spec["target_modules"], "method.target_modules")
+        return LoraConfig(
+            task_type="CAUSAL_LM",
+            r=method_spec["r"],
+            lora_alpha=method_spec["alpha"],
+            lora_dropout=method_spec["dropout"],
+            target_modules=targets,
+            use_dora=method_spec["use_dora"],
+            use_rslora=method_spec["use_rslora"],
+            bias=method_spec["bias"],
+        )
+    if kind == "adapter":
+        model_type = model.config.model_type
+        if model_type not in _ADAPTION_PROMPT_MODEL_TYPES:
+            raise SpecError(
+                "job.json", "method.kind",
+                f"adapter (LLaMA-Adapter) supports {', '.join(_ADAPTION_PROMPT_MODEL_TYPES)} models; this one is {model_type}",
+            )
+        layers = model.config.num_hidden_layers
+        if method_spec["adapter_layers"] > layers:
+            raise SpecError(
+                "job.json", "method.adapter_layers", f"{method_spec['adapter_layers']} exceeds the model's {layers} layers"
+            )
+        return AdaptionPromptConfig(
+            task_type="CAUSAL_LM", adapter_len=method_spec["adapter_len"], adapter_layers=method_spec["adapter_layers"]
+        )
+    if kind == "ia3":
+        targets = _target_modules(model, method_spec["target_modules"], "method.target_modules")
+        feedforward = list(method_spec["feedforward_modules"])
+        outside = sorted(set(feedforward) - set(method_spec["target_modules"]))
+        if outside:
+            raise SpecError(
+                "job.json", "method.feedforward_modules", f"{', '.join(outside)} must also be in method.target_modules"
+            )
+        return IA3Config(task_type="CAUSAL_LM", target_modules=targets, feedforward_modules=feedforward)
+    if kind == "prefix":
+        return PrefixTuningConfig(task_type="CAUSAL_LM", num_virtual_tokens=method_spec["num_virtual_tokens"])
+    if kind == "prompt":
+        init_text = method_spec.get("init_text")
+        if not init_text:
+            return PromptTuningConfig(task_type="CAUSAL_LM", num_virtual_tokens=method_spec["num_virtual_tokens"])
+        if tokenizer is None or not tokenizer.name_or_path:
+            raise ValueError("prompt tuning with init_text needs the tokenizer (loaded from a path or Hub id)")
+        return PromptTuningConfig(
+            task_type="CAUSAL_LM",
+            num_virtual_tokens=method_spec["num_virtual_tokens"],
+            prompt_tuning_init=PromptTuningInit.TEXT,
+            prompt_tuning_init_text=init_text,
+            tokenizer_name_or_path=str(tokenizer.name_or_path),
+        )
+    raise SpecError("job.json", "method.kind", f"unknown method {kind!r}")
+
+
+def _target_modules(model: PreTrainedModel, requested: list[str], field: str) -> str | list[str]:
+    """`requested` for peft, after checking that each name matches one of the model's layers.
+
+    peft would fail on the first miss only with a generic message; naming the model's own linear
+    layers tells a user moving from LLaMA (q_proj, v_proj) to GPT-2 (c_attn) what to write.
+    """
+    if requested == ["all-linear"]:
+        return "all-linear"
+    available = sorted(
+        {name.rsplit(".", 1)[-1] for name, module in model.named_modules() if isinstance(module, (torch.nn.Linear, Conv1D))}
+    )
+    missing = [name for name in requested if name not in available]
+    if missing:
+        raise SpecError(
+            "job.json", field,
+            f"{', '.join(missing)} not found in this {model.config.model_type} model; its linear layers are "
+            f"{', '.join(available)} (or use [all-linear])",
+        )
+    return list(requested)
+
+
+def count_parameters(model: torch.nn.Module) -> tuple[int, int]:
+    """(trainable, total) parameter counts; for a peft model the total includes the base model."""
+    if isinstance(model, PeftModel):
+        return model.get_nb_trainable_parameters()
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return trainable, sum(p.numel() for p in model.parameters())
+
+
+def save_trainable(model: torch.nn.Module, out_dir: Path) -> None:
+    """Save what was trained to `out_dir`.
+
+    A peft model writes adapter_model.safetensors + adapter_config.json (PeftModel.save_pretrained,
+    loadable with PeftModel.from_pretrained on the same base); full fine-tuning writes the whole
+    model (model.save_pretrained, safetensors).
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if not isinstance(model, (PeftModel, PreTrainedModel)):
+        raise TypeError(f"cannot save a {type(model).__name__}: expected a PeftModel or a PreTrainedModel")
+    model.save_pretrained(out_dir)

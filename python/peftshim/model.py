@@ -1,0 +1,225 @@
+"""Base models and their tokenizers.
+
+`model.base` is one of:
+- a Hub id or a local directory: loaded with `from_pretrained` (revision, dtype, attn_implementation,
+  trust_remote_code from the spec). huggingface_hub reads HF_HOME, HF_HUB_OFFLINE and HF_TOKEN from
+  the environment itself, so nothing here handles them (and no token is ever logged).
+- `builtin:tiny-llama`: a ~4M-parameter LlamaForCausalLM with seeded random weights, for CPU runs.
+- `builtin:llama-7b-shape`: the LLaMA-7B architecture with random weights, built directly on the
+  device in the requested dtype, for GPU benchmarks (throughput does not depend on weight values).
+
+The built-in models get a byte-level BPE tokenizer trained (tokenizer.train_tokenizer) on the run's
+training text, cached under `cache_dir` by a hash of its recipe, so every attempt and every run on
+the same data shares it. Without training text a fixed sentence is used: byte-level BPE covers every
+byte anyway, so that tokenizer still encodes anything (just less compactly).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import os
+import shutil
+import tempfile
+from dataclasses import fields
+from pathlib import Path
+from typing import Any, Callable, Iterable, Mapping
+
+import torch
+from transformers import (
+    AutoModelForCausalLM,
+    AutoTokenizer,
+    LlamaConfig,
+    LlamaForCausalLM,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+    PreTrainedTokenizerFast,
+)
+
+from peftshim.spec import ModelSpec, SpecError
+
+TINY_LLAMA = "builtin:tiny-llama"
+LLAMA_7B_SHAPE = "builtin:llama-7b-shape"
+BUILTIN_MODELS = (TINY_LLAMA, LLAMA_7B_SHAPE)
+BUILTIN_TOKENIZER_VOCAB = 2048
+BUILTIN_WEIGHT_SEED = 0
+_FALLBACK_TOKENIZER_TEXT = ("The quick brown fox jumps over the lazy dog. " * 8,)
+_DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}
+
+
+def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
+    """The torch dtype for model.dtype: `auto` is bfloat16 on CUDA and float32 elsewhere."""
+    if name == "auto":
+        return torch.bfloat16 if device.type == "cuda" else torch.float32
+    if name not in _DTYPES:
+        raise SpecError("job.json", "model.dtype", f"unknown dtype {name!r}; expected auto, {', '.join(_DTYPES)}")
+    return _DTYPES[name]
+
+
+def load_base_model(
+    model_spec: ModelSpec | Mapping[str, Any],
+    *,
+    device: torch.device,
+    dtype: torch.dtype,
+    tokenizer_texts: Callable[[], Iterable[str]] | None,
+    cache_dir: Path,
+    seed: int = BUILTIN_WEIGHT_SEED,
+) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """The base model (on `device`, in `dtype`, attention per model.attn) and its tokenizer.
+
+    `model_spec` is the job spec's model section (a ModelSpec or the same fields as a dict).
+    `tokenizer_texts` yields the training text a built-in model's tokenizer is trained on (called
+    at most twice: once to hash, once to train on a cache miss); it is ignored for Hub models.
+    `cache_dir` holds built-in tokenizers. `seed` fixes a built-in model's random weights; keep the
+    default so every run of an experiment starts from the same "pretrained" weights.
+    The tokenizer always has a pad token (the EOS token when the model defines none).
+    Raises SpecError for model.attn=flex_attention on a CPU: flex_attention has no backward there.
+    """
+    spec = _as_model_spec(model_spec)
+    if spec.attn == "flex_attention" and device.type != "cuda":
+        raise SpecError(
+            "job.json",
+            "model.attn",
+            "flex_attention cannot train on the CPU (torch has no flex_attention backward there); "
+            "use sdpa or eager, or train on a GPU",
+        )
+    if spec.base in BUILTIN_MODELS:
+        tokenizer = builtin_tokenizer(tokenizer_texts, cache_dir=cache_dir)
+        model = build_builtin_model(spec.base, tokenizer, device=device, dtype=dtype, attn=spec.attn, seed=seed)
+        return model, tokenizer
+    if spec.base.startswith("builtin:"):
+        raise SpecError("job.json", "model.base", f"unknown built-in model {spec.base!r}; expected one of {BUILTIN_MODELS}")
+    return _from_pretrained(spec, device=device, dtype=dtype)
+
+
+def _as_model_spec(model_spec: ModelSpec | Mapping[str, Any]) -> ModelSpec:
+    if isinstance(model_spec, ModelSpec):
+        return model_spec
+    defaults = {"revision": None, "dtype": "auto", "attn": "sdpa", "trust_remote_code": False}
+    known = {f.name for f in fields(ModelSpec)}
+    return ModelSpec(**{**defaults, **{k: v for k, v in model_spec.items() if k in known}})
+
+
+def _from_pretrained(spec: ModelSpec, *, device: torch.device, dtype: torch.dtype) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    tokenizer = AutoTokenizer.from_pretrained(spec.base, revision=spec.revision, trust_remote_code=spec.trust_remote_code)
+    model = AutoModelForCausalLM.from_pretrained(
+        spec.base,
+        revision=spec.revision,
+        dtype=dtype,
+        attn_implementation=spec.attn,
+        trust_remote_code=spec.trust_remote_code,
+        device_map={"": device},  # load straight onto the device, never a full copy in host memory first
+    )
+    _ensure_pad_token(tokenizer, model)
+    return model, tokenizer
+
+
+def _ensure_pad_token(tokenizer: PreTrainedTokenizerBase, model: PreTrainedModel) -> None:
+    # Reusing EOS (as GPT-2/DialoGPT and LLaMA setups do) avoids resizing the embeddings; padded
+    # positions are masked out and carry label -100, so the choice does not affect training.
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    if model.config.pad_token_id is None:
+        model.config.pad_token_id = tokenizer.pad_token_id
+
+
+# --- built-in models ---------------------------------------------------------------------------
+
+
+def builtin_config(name: str, vocab_size: int, *, attn: str) -> LlamaConfig:
+    """The architecture of a built-in model; `vocab_size` only matters for tiny-llama."""
+    if name == TINY_LLAMA:
+        sizes = dict(
+            vocab_size=vocab_size,
+            hidden_size=256,
+            intermediate_size=688,
+            num_hidden_layers=4,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            max_position_embeddings=2048,
+        )
+    elif name == LLAMA_7B_SHAPE:
+        if vocab_size > 32000:
+            raise ValueError(f"tokenizer has {vocab_size} tokens; builtin:llama-7b-shape has 32000")
+        sizes = dict(
+            vocab_size=32000,
+            hidden_size=4096,
+            intermediate_size=11008,
+            num_hidden_layers=32,
+            num_attention_heads=32,
+            num_key_value_heads=32,
+            max_position_embeddings=2048,
+        )
+    else:
+        raise ValueError(f"unknown built-in model {name!r}")
+    return LlamaConfig(**sizes, attn_implementation=attn, tie_word_embeddings=False)
+
+
+def build_builtin_model(
+    name: str,
+    tokenizer: PreTrainedTokenizerBase,
+    *,
+    device: torch.device,
+    dtype: torch.dtype,
+    attn: str,
+    seed: int = BUILTIN_WEIGHT_SEED,
+) -> LlamaForCausalLM:
+    """A built-in LLaMA with random weights drawn from `seed`, created on `device` in `dtype`.
+
+    The weights are created directly on the device and in the target dtype (as the GPU anchors do),
+    so the 7B shape never needs 27 GB of fp32 host memory. The global RNG state is left untouched.
+    """
+    config = builtin_config(name, len(tokenizer), attn=attn)
+    config.pad_token_id = tokenizer.pad_token_id
+    config.bos_token_id = tokenizer.bos_token_id
+    config.eos_token_id = tokenizer.eos_token_id
+    devices = [device] if device.type == "cuda" else []
+    previous_dtype = torch.get_default_dtype()
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        try:
+            torch.set_default_dtype(dtype)
+            with torch.device(device):
+                model = LlamaForCausalLM(config)
+        finally:
+            torch.set_default_dtype(previous_dtype)
+    return model
+
+
+def builtin_tokenizer(texts: Callable[[], Iterable[str]] | None, *, cache_dir: Path) -> PreTrainedTokenizerFast:
+    """The byte-level BPE tokenizer of the built-in models, trained once per recipe and cached.
+
+    The cache key hashes the training text, the vocabulary size and the tokenizer's version: the
+    source of tokenizer.py plus the `tokenizers` release, so any change to the recipe retrains. Entries are written to a temporary directory and renamed, so concurrent runs never read a
+    half-written tokenizer.
+    """
+    import tokenizers
+
+    from peftshim import tokenizer as tokenizer_module
+
+    source = texts if texts is not None else (lambda: _FALLBACK_TOKENIZER_TEXT)
+    recipe = hashlib.sha256()
+    recipe.update(f"vocab={BUILTIN_TOKENIZER_VOCAB};tokenizers={tokenizers.__version__};".encode())
+    recipe.update(inspect.getsource(tokenizer_module).encode())
+    for text in source():
+        encoded = text.encode("utf-8")
+        recipe.update(len(encoded).to_bytes(8, "little"))
+        recipe.update(encoded)
+    target = Path(cache_dir) / "tokenizers" / recipe.hexdigest()[:32]
+    if not (target / "tokenizer.json").is_file():
+        trained = tokenizer_module.train_tokenizer(source(), vocab_size=BUILTIN_TOKENIZER_VOCAB)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=".tmp-", dir=target.parent))
+        try:
+            trained.save_pretrained(staging)
+            os.replace(staging, target)
+        except OSError:
+            # another run finished the same tokenizer first: theirs is identical, keep it
+            if not (target / "tokenizer.json").is_file():
+                raise
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+    tokenizer = PreTrainedTokenizerFast.from_pretrained(target)
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer

@@ -1,0 +1,136 @@
+import { readFileSync } from "node:fs";
+import path from "node:path";
+import type { Command } from "commander";
+import { formatDiagnostic, loadExperiment, type LoadedExperiment } from "../../config/index.ts";
+import { log } from "../../log.ts";
+import { planExperiment, type Plan, type PlannedJob } from "../../plan/index.ts";
+import { GIB } from "../../plan/memory.ts";
+import { formatSweepNumber } from "../../plan/runid.ts";
+import { summarizeData, type DataSummary } from "../../plan/tokens.ts";
+import { cliContext } from "../context.ts";
+
+function collect(value: string, previous: string[]): string[] {
+  return [...previous, value];
+}
+
+export type ConfigPlan = { loaded: LoadedExperiment; plan: Plan; warnings: string[] };
+
+/**
+ * Load a config and plan it: the I/O around the pure planner (the config files, and a cheap scan
+ * of the data file for the token estimate). Loader and plan warnings come back for the caller to show.
+ */
+export async function planConfig(file: string, options: { set?: string[]; runsDir: string }): Promise<ConfigPlan> {
+  const loaded = await loadExperiment(file, { set: options.set });
+  const warnings = loaded.warnings.map(formatDiagnostic);
+  const { data } = loaded.experiment;
+  let dataSummary: DataSummary | null = null;
+  try {
+    dataSummary = summarizeData(data.format, readFileSync(data.path, "utf8"));
+    if (dataSummary === null) warnings.push(`${data.path} does not read as ${data.format} data: train tokens shown as "?"`);
+  } catch {
+    // Missing data is reported by the loader (a warning), `validate` and the shim; say it once.
+    if (!loaded.warnings.some((warning) => warning.path === "data.path")) {
+      warnings.push(`data file ${data.path} not readable: train tokens shown as "?"`);
+    }
+  }
+  const plan = planExperiment(loaded.experiment, { runsDir: options.runsDir, dataSummary, pathRoot: path.dirname(loaded.configPath) });
+  return { loaded, plan, warnings: [...warnings, ...plan.warnings] };
+}
+
+const COLUMN_NOTES = [
+  "micro x accum: examples (or packed rows) per forward pass per GPU x gradient accumulation steps",
+  "peak GiB: estimated peak GPU memory per GPU (weights, trainable parameters with grads and AdamW state,",
+  "  activations for micro-batch x max_length, logits); '!' above resources.gpu_memory_gb, '?' for an unknown model",
+  "train tokens: estimated tokens trained on over the whole run (epochs x train examples x mean length,",
+  "  ~4 characters per token, capped at max_length); with train.max_steps, max_steps x batch_size x max_length;",
+  "  '<=' an upper bound (no data file to measure), '?' unknown",
+];
+
+/** `peftctl plan <config> [--set k=v ...] [--json]`: the jobs a run would launch, launching nothing. */
+export function registerPlan(program: Command): void {
+  program
+    .command("plan")
+    .description("expand an experiment's sweep into jobs and show them with memory and token estimates; launches nothing")
+    .argument("<config>", "experiment config (YAML)")
+    .option("--set <key.path=value>", "override a config value (repeatable), e.g. --set method.r=16", collect, [])
+    .addHelpText("after", `\nColumns:\n${COLUMN_NOTES.map((line) => `  ${line}`).join("\n")}\n\nWith --json: the resolved job specs (job.json of each run) as a JSON array on stdout.`)
+    .action(async (file: string, options: { set: string[] }, command: Command) => {
+      const context = cliContext(command);
+      const { plan, warnings } = await planConfig(file, { set: options.set, runsDir: context.runsDir });
+      for (const warning of warnings) log().warn(warning);
+      if (context.json) {
+        process.stdout.write(`${JSON.stringify(plan.jobs.map((job) => job.spec), null, 2)}\n`);
+        return;
+      }
+      process.stdout.write(renderPlan(plan));
+    });
+}
+
+export function methodLabel(method: PlannedJob["spec"]["method"]): string {
+  switch (method.kind) {
+    case "lora":
+      return `lora r${method.r}`;
+    case "adapter":
+      return `adapter len${method.adapter_len}`;
+    case "prefix":
+    case "prompt":
+      return `${method.kind} ${method.num_virtual_tokens}vt`;
+    case "ia3":
+    case "full":
+      return method.kind;
+  }
+}
+
+/** 1234 -> "1.2k", 5.6e9 -> "5.6B": train token counts at a glance. */
+export function compactCount(value: number): string {
+  const units: Array<[number, string]> = [
+    [1e12, "T"],
+    [1e9, "B"],
+    [1e6, "M"],
+    [1e3, "k"],
+  ];
+  for (const [size, suffix] of units) {
+    if (value >= size) return `${(value / size).toFixed(value / size >= 100 ? 0 : 1)}${suffix}`;
+  }
+  return String(Math.round(value));
+}
+
+function peakCell(job: PlannedJob): string {
+  const { peakBytes } = job.estimate;
+  if (peakBytes === null) return "?";
+  const gib = peakBytes / GIB;
+  const over = job.spec.resources.gpus > 0 && gib > job.spec.resources.gpu_memory_gb;
+  return `${gib.toFixed(1)}${over ? "!" : ""}`;
+}
+
+function tokensCell(job: PlannedJob): string {
+  const { trainTokens, trainTokensKind } = job.estimate;
+  if (trainTokens === null) return "?";
+  return `${trainTokensKind === "at-most" ? "<=" : ""}${compactCount(trainTokens)}`;
+}
+
+export function renderPlan(plan: Plan): string {
+  const header = ["run id", "method", "lr", "micro x accum", "gpus", "executor", "peak GiB", "train tokens"];
+  const rows = plan.jobs.map((job) => {
+    const { spec } = job;
+    return [
+      spec.run_id,
+      methodLabel(spec.method),
+      formatSweepNumber(spec.train.lr),
+      `${spec.train.micro_batch_size} x ${spec.train.gradient_accumulation_steps}`,
+      String(spec.resources.gpus),
+      spec.resources.executor,
+      peakCell(job),
+      tokensCell(job),
+    ];
+  });
+  const numeric = new Set([2, 4, 6, 7]);
+  const widths = header.map((title, column) => Math.max(title.length, ...rows.map((row) => row[column]!.length)));
+  const line = (cells: string[]) =>
+    cells
+      .map((cell, column) => (numeric.has(column) ? cell.padStart(widths[column]!) : cell.padEnd(widths[column]!)))
+      .join("  ")
+      .trimEnd();
+  const title = `${plan.experiment}: ${plan.jobs.length} job${plan.jobs.length === 1 ? "" : "s"}`;
+  return [title, "", line(header.map((h) => h.toUpperCase())), ...rows.map(line), "", ...COLUMN_NOTES, ""].join("\n");
+}

@@ -1,0 +1,45 @@
+import type { Command } from "commander";
+import { checkExperiment, formatDiagnostic } from "../../config/index.ts";
+import { UserError } from "../../errors.ts";
+import { cliContext } from "../context.ts";
+
+function collect(value: string, previous: string[]): string[] {
+  return [...previous, value];
+}
+
+/** `peftctl validate <config...>`: `ok <file>` per valid file; every error of every file, exit 2. */
+export function registerValidate(program: Command): void {
+  program
+    .command("validate")
+    .description("check experiment configs: schema, extends, --set, ${env:NAME}, cross-field rules")
+    .argument("<config...>", "experiment config files (YAML)")
+    .option("--set <key.path=value>", "override a config value (repeatable), e.g. --set method.r=16", collect, [])
+    .action(async (files: string[], options: { set: string[] }, command: Command) => {
+      const context = cliContext(command);
+      const results = [];
+      for (const file of files) results.push({ file, result: await checkExperiment(file, { set: options.set }) });
+      const invalid = results.filter(({ result }) => result.diagnostics.some((d) => d.severity === "error"));
+      if (context.json) {
+        const report = results.map(({ file, result }) => ({
+          file,
+          ok: !invalid.some((entry) => entry.file === file),
+          diagnostics: result.diagnostics,
+        }));
+        process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
+      } else {
+        for (const { file, result } of results) {
+          if (invalid.some((entry) => entry.file === file)) continue;
+          for (const warning of result.diagnostics) process.stderr.write(`${formatDiagnostic(warning)}\n`);
+          process.stdout.write(`ok ${file}\n`);
+        }
+      }
+      if (invalid.length > 0) {
+        const count = invalid.reduce((sum, { result }) => sum + result.diagnostics.filter((d) => d.severity === "error").length, 0);
+        throw new UserError(
+          "PEFTCTL_CONFIG_INVALID",
+          `${count} error${count === 1 ? "" : "s"} in ${invalid.map(({ file }) => file).join(", ")}`,
+          context.json ? [] : invalid.flatMap(({ result }) => result.diagnostics.map(formatDiagnostic)),
+        );
+      }
+    });
+}

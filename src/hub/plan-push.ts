@@ -1,0 +1,74 @@
+import { existsSync, openAsBlob, readdirSync, readFileSync, statSync } from "node:fs";
+import path from "node:path";
+import { UserError } from "../errors.ts";
+import { hasRun, readEvents, readJob, readStatus, runFile } from "../runs/store.ts";
+import { hubEndpoint } from "./hub-endpoint.ts";
+import { renderModelCard } from "./model-card.ts";
+import { resolvePushTarget } from "./push-target.ts";
+import { summarizeEvents } from "./summarize-events.ts";
+import type { PushFile, PushOptions, PushPlan } from "./types.ts";
+
+/** peft writes its own template card next to the adapter; ours replaces it. */
+const REPLACED_BY_CARD = "README.md";
+const BUNDLE_DIR = "peftctl";
+
+function generated(repoPath: string, text: string): PushFile {
+  const content = new Blob([text]);
+  return { path: repoPath, size: content.size, content, source: "generated" };
+}
+
+function json(value: unknown): string {
+  return `${JSON.stringify(value, null, 2)}\n`;
+}
+
+/**
+ * Everything a push of one run will send, and where, without a request: the adapter files the
+ * shim saved (weights, config, tokenizer), the model card, and the reproducibility bundle.
+ */
+export async function planPush(runDir: string, options: Pick<PushOptions, "repo" | "branch" | "private" | "env"> = {}): Promise<PushPlan> {
+  if (!hasRun(runDir)) throw new UserError("PEFTCTL_RUN_NOT_FOUND", `${runDir} is not a run directory (no job.json)`);
+  const job = readJob(runDir);
+  const status = readStatus(runDir);
+  const target = resolvePushTarget(job, { ...options, endpoint: hubEndpoint(options.env) });
+
+  const adapterDir = status.adapter_path && existsSync(status.adapter_path) ? status.adapter_path : runFile(runDir, "adapter");
+  const adapterFiles = existsSync(adapterDir)
+    ? readdirSync(adapterDir).filter((name) => !name.startsWith(".") && name !== REPLACED_BY_CARD && statSync(path.join(adapterDir, name)).isFile()).sort()
+    : [];
+  const hasWeights = adapterFiles.some((name) => name.endsWith(".safetensors"));
+  const hasConfig = job.method.kind === "full" || adapterFiles.includes("adapter_config.json");
+  if (!hasWeights || !hasConfig) {
+    throw new UserError("PEFTCTL_USAGE", `run ${job.experiment}/${job.run_id} has no finished adapter in ${adapterDir} (state: ${status.state})`, [
+      "only a run that trained to the end can be pushed; see `peftctl status` and `peftctl resume`",
+    ]);
+  }
+
+  const files: PushFile[] = [];
+  for (const name of adapterFiles) {
+    const local = path.join(adapterDir, name);
+    const content = await openAsBlob(local);
+    files.push({ path: name, size: content.size, content, source: local });
+  }
+
+  const summary = summarizeEvents(readEvents(runDir));
+  files.push(generated("README.md", renderModelCard({ job, summary, target })));
+  files.push(generated(`${BUNDLE_DIR}/job.json`, json(job)));
+  const envFile = runFile(runDir, "env");
+  if (existsSync(envFile)) files.push(generated(`${BUNDLE_DIR}/env.json`, readFileSync(envFile, "utf8")));
+  const metricsFile = runFile(runDir, "metrics");
+  if (existsSync(metricsFile)) files.push(generated(`${BUNDLE_DIR}/metrics.json`, readFileSync(metricsFile, "utf8")));
+  files.push(
+    generated(
+      `${BUNDLE_DIR}/data-fingerprint.json`,
+      json({
+        data: { format: job.data.format, file: path.basename(job.data.path), split: job.data.split },
+        fingerprint: summary.data?.fingerprint ?? null,
+        job_fingerprint: job.fingerprints.job,
+        examples: summary.data?.examples ?? null,
+        train_tokens: summary.data?.train_tokens ?? null,
+      }),
+    ),
+  );
+  files.push(generated(`${BUNDLE_DIR}/events-summary.json`, json(summary)));
+  return { runId: job.run_id, experiment: job.experiment, target, files };
+}

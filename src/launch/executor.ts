@@ -1,0 +1,54 @@
+/**
+ * What the scheduler needs from a place that runs shims. The local executor (local.ts) is the first;
+ * SSH hosts and Slurm fit the same shape: prepare copies the run dir over, start launches the shim
+ * there, the handle follows events.jsonl (tail over SSH, or the shared filesystem), signal sends a
+ * signal (kill over SSH, scancel --signal), collect copies the run dir back. The scheduler and the
+ * run store never see which one it is.
+ */
+import type { ShimEvent } from "../runs/events.ts";
+import type { RunRef } from "../runs/store.ts";
+
+export type StartRequest = {
+  run: RunRef;
+  /** 1-based; passed to the shim as --attempt. */
+  attempt: number;
+  /** Pass --resume: continue from the newest valid checkpoint. */
+  resume: boolean;
+  /** Device ids from the pool: GPU ids (CUDA_VISIBLE_DEVICES), or ["cpu"]. */
+  devices: string[];
+  /** Processes per job (torchrun --nproc_per_node) when > 1. */
+  processes: number;
+};
+
+/** How one attempt ended. Never thrown: a failed job is data, not an exception. */
+export type JobResult = {
+  failed: boolean;
+  /** null when unknowable (the process was not our child, or it was killed by a signal). */
+  exitCode: number | null;
+  signal: string | null;
+  durationMs: number;
+  lastEvent: ShimEvent | undefined;
+  /** The shim's error event message, else the tail of stderr, else what went wrong around it. */
+  error: string | undefined;
+};
+
+export interface JobHandle {
+  /** The shim's process id (leader of its process group) where there is one. */
+  readonly pid: number | null;
+  readonly pidStartTime: number | null;
+  /** Called for every event the attempt emits, in order. */
+  onEvent(listener: (event: ShimEvent) => void): void;
+  /** SIGTERM: checkpoint and exit 75; SIGKILL: now. Reaches every process of the job. */
+  signal(signal: NodeJS.Signals): void;
+  /** Resolves when the attempt has ended and its last events were delivered. */
+  wait(): Promise<JobResult>;
+}
+
+export interface Executor {
+  readonly kind: string;
+  /** Makes the run dir available where the job runs (a no-op locally). */
+  prepare(run: RunRef): Promise<void>;
+  start(request: StartRequest): Promise<JobHandle>;
+  /** Brings the run's files back into the run store (a no-op locally). */
+  collect(run: RunRef): Promise<void>;
+}

@@ -1,0 +1,149 @@
+/**
+ * The local executor: runs the shim as a child process on this host, through execa.
+ *
+ * The shim runs detached in its own process group with stdout/stderr going straight to
+ * stdout.log/stderr.log (files, not pipes): a kill -9 of the controller then leaves it running and
+ * writing (the orphan case, handled in orphans.ts), and a terminal's Ctrl-C reaches it only through
+ * the controller, which sends SIGTERM to the whole group (torchrun and its workers included).
+ * Events are followed from events.jsonl, which the shim appends to, so an orphan's events can be
+ * read by a later controller the same way.
+ */
+import { closeSync, openSync, readFileSync } from "node:fs";
+import path from "node:path";
+import { execa } from "execa";
+import type { ShimEvent } from "../runs/events.ts";
+import { processStartTime } from "../runs/proc.ts";
+import { runFile, type RunRef } from "../runs/store.ts";
+import { shimEnv, shimPython } from "../shim.ts";
+import type { Executor, JobHandle, JobResult, StartRequest } from "./executor.ts";
+import { EventTail, fileSize } from "./follow.ts";
+
+export type LocalExecutorOptions = {
+  env?: NodeJS.ProcessEnv;
+  /** How often events.jsonl is read while a job runs. */
+  pollMs?: number;
+};
+
+/**
+ * The argv that starts one attempt. PEFTCTL_SHIM_SCRIPT replaces the shim by a script run as is,
+ * without torchrun, with the process count in PEFTCTL_NPROC (the scheduler tests' fake trainer).
+ */
+export function shimCommand(request: StartRequest, env: NodeJS.ProcessEnv): { file: string; args: string[] } {
+  const python = shimPython(env);
+  const jobArgs = ["train", "--job", runFile(request.run.dir, "job"), "--attempt", String(request.attempt)];
+  if (request.resume) jobArgs.push("--resume");
+  if (env.PEFTCTL_SHIM_SCRIPT) return { file: python, args: [env.PEFTCTL_SHIM_SCRIPT, ...jobArgs] };
+  if (request.processes > 1) {
+    // torchrun as a module of the shim's Python: no reliance on a torchrun script on PATH.
+    // --standalone gives each job its own rendezvous on a free port, so jobs can share a host.
+    const launcher = ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node", String(request.processes)];
+    return { file: python, args: [...launcher, "-m", "peftshim", ...jobArgs] };
+  }
+  return { file: python, args: ["-m", "peftshim", ...jobArgs] };
+}
+
+/** The last lines of a log written since `fromOffset`: what a failed attempt said last. */
+export function logTail(file: string, fromOffset = 0, lines = 15): string {
+  try {
+    const text = readFileSync(file).subarray(fromOffset).toString("utf8");
+    return text.trimEnd().split("\n").slice(-lines).join("\n");
+  } catch {
+    return "";
+  }
+}
+
+/** Sends a signal to a process group; false when it no longer exists. */
+export function signalGroup(pid: number, signal: NodeJS.Signals): boolean {
+  try {
+    process.kill(-pid, signal);
+    return true;
+  } catch {
+    try {
+      process.kill(pid, signal);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+}
+
+export class LocalExecutor implements Executor {
+  readonly kind = "local";
+  private readonly env: NodeJS.ProcessEnv;
+  private readonly pollMs: number;
+
+  constructor(options: LocalExecutorOptions = {}) {
+    this.env = options.env ?? process.env;
+    this.pollMs = options.pollMs ?? 200;
+  }
+
+  async prepare(_run: RunRef): Promise<void> {}
+
+  async collect(_run: RunRef): Promise<void> {}
+
+  async start(request: StartRequest): Promise<JobHandle> {
+    const { dir } = request.run;
+    const stderrFile = runFile(dir, "stderr");
+    const stderrOffset = fileSize(stderrFile);
+    const tail = new EventTail(runFile(dir, "events"));
+    const { file, args } = shimCommand(request, this.env);
+    const onGpu = request.devices[0] !== "cpu";
+    // File descriptors, not execa's { file } (which pipes through this process): the shim must keep
+    // writing its logs after a kill -9 of the controller.
+    const stdoutFd = openSync(runFile(dir, "stdout"), "a");
+    const stderrFd = openSync(stderrFile, "a");
+    const startedAt = Date.now();
+    const child = execa(file, args, {
+      cwd: path.dirname(dir),
+      env: { ...shimEnv(this.env), CUDA_VISIBLE_DEVICES: onGpu ? request.devices.join(",") : "", PEFTCTL_NPROC: String(request.processes) },
+      extendEnv: false,
+      detached: true,
+      cleanup: false, // the controller decides what happens to its jobs on exit, not a signal-exit hook
+      reject: false,
+      stdin: "ignore",
+      // execa's types only accept fd literals; any open fd works at run time.
+      stdout: stdoutFd as 1,
+      stderr: stderrFd as 2,
+    });
+    closeSync(stdoutFd);
+    closeSync(stderrFd);
+    const pid = child.pid ?? null;
+    const pidStartTime = pid ? processStartTime(pid) : null;
+
+    const listeners: Array<(event: ShimEvent) => void> = [];
+    let lastEvent: ShimEvent | undefined;
+    let errorEvent: Extract<ShimEvent, { type: "error" }> | undefined;
+    const deliver = () => {
+      for (const event of tail.poll()) {
+        lastEvent = event;
+        if (event.type === "error") errorEvent = event;
+        for (const listener of listeners) listener(event);
+      }
+    };
+    const timer = setInterval(deliver, this.pollMs);
+
+    const done: Promise<JobResult> = child.then((result) => {
+      clearInterval(timer);
+      deliver();
+      const exitCode = typeof result.exitCode === "number" ? result.exitCode : null;
+      const signal = result.signal ?? null;
+      const failed = exitCode !== 0;
+      let error: string | undefined;
+      if (failed) {
+        error = errorEvent?.message ?? (logTail(stderrFile, stderrOffset) || undefined);
+        if (!error && exitCode === null) error = result.message ?? `killed by ${signal ?? "a signal"}`;
+      }
+      return { failed, exitCode, signal, durationMs: Date.now() - startedAt, lastEvent, error };
+    });
+
+    return {
+      pid,
+      pidStartTime,
+      onEvent: (listener) => listeners.push(listener),
+      signal: (signal) => {
+        if (pid) signalGroup(pid, signal);
+      },
+      wait: () => done,
+    };
+  }
+}

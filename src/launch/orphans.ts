@@ -1,0 +1,50 @@
+/**
+ * Shims left behind by a controller that was killed (kill -9, a lost SSH session).
+ *
+ * Choice: a new controller STOPS an orphan rather than adopting it. It sends SIGTERM to the
+ * orphan's process group (the shim checkpoints and exits 75), waits, escalates to SIGKILL after the
+ * grace period, and then the run is resumed from its newest checkpoint like any interrupted run.
+ * Adopting would leave the new controller unable to know the exit code, to place the job on its own
+ * device slots, or to apply retries; stopping keeps one code path (start, follow, classify) and the
+ * cost is at most the steps since the orphan's checkpoint. An orphan that finished while no
+ * controller watched is judged by its last event: `done` -> succeeded, anything else -> interrupted.
+ *
+ * The pid is trusted only together with its start time (status.json's pid_start_time), so a reused
+ * pid is never signalled.
+ */
+import { isSameProcessAlive } from "../runs/proc.ts";
+import { nowIso, readEvents, readStatus, updateStatus, type RunRef, type RunStatus } from "../runs/store.ts";
+import { signalGroup } from "./local.ts";
+
+export type OrphanOutcome = "none" | "stopped" | "finished";
+
+async function waitForExit(pid: number, startTime: number | null, ms: number): Promise<boolean> {
+  const deadline = Date.now() + ms;
+  while (Date.now() < deadline) {
+    if (!isSameProcessAlive(pid, startTime)) return true;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  return !isSameProcessAlive(pid, startTime);
+}
+
+/** Stops a still-running shim of a dead controller and settles the run's state. Call with the run's lock held. */
+export async function reclaimOrphan(run: RunRef, options: { graceMs?: number } = {}): Promise<{ outcome: OrphanOutcome; status: RunStatus }> {
+  const status = readStatus(run.dir);
+  if (status.state !== "running") return { outcome: "none", status };
+  let outcome: OrphanOutcome = "finished";
+  if (status.pid && isSameProcessAlive(status.pid, status.pid_start_time)) {
+    outcome = "stopped";
+    signalGroup(status.pid, "SIGTERM");
+    if (!(await waitForExit(status.pid, status.pid_start_time, options.graceMs ?? 120_000))) {
+      signalGroup(status.pid, "SIGKILL");
+      await waitForExit(status.pid, status.pid_start_time, 10_000);
+    }
+  }
+  const last = readEvents(run.dir).at(-1);
+  const settled = updateStatus(run.dir, () =>
+    last?.type === "done"
+      ? { state: "succeeded", pid: null, pid_start_time: null, ended_at: nowIso(), step: last.step, adapter_path: last.adapter_path }
+      : { state: "interrupted", pid: null, pid_start_time: null, ended_at: nowIso(), ...(last && "step" in last ? { step: last.step } : {}) },
+  );
+  return { outcome, status: settled };
+}

@@ -1,0 +1,34 @@
+/**
+ * Run dirs for planned jobs: job.json, config.yaml (the config snapshot) and status.json (queued).
+ * A run dir that exists already is kept as it is: its job.json may carry an out-of-memory back-off,
+ * and its snapshot is the config the run started with. Run ids include a hash of the job, so a
+ * changed job (other model, method, data or training values) is a new run id, never a rewrite.
+ */
+import { existsSync, mkdirSync, writeFileSync } from "node:fs";
+import type { JobSpec } from "../plan/jobspec.ts";
+import { hasRun, initialStatus, readJob, runFile, writeJob, writeStatus, type RunRef } from "../runs/store.ts";
+import { UserError } from "../errors.ts";
+
+export function prepareRun(spec: JobSpec, snapshotYaml: string): RunRef {
+  const dir = spec.run_dir;
+  const ref = { experiment: spec.experiment, runId: spec.run_id, dir };
+  if (hasRun(dir)) {
+    const existing = readJob(dir);
+    if (existing.fingerprints.job !== spec.fingerprints.job) {
+      throw new UserError("PEFTCTL_USAGE", `${runFile(dir, "job")} holds another job (fingerprint ${existing.fingerprints.job.slice(0, 12)}, planned ${spec.fingerprints.job.slice(0, 12)})`, [
+        "run ids include a hash of the job, so this means the run dir was edited or copied by hand; move it away and run again",
+      ]);
+    }
+    if (!existsSync(runFile(dir, "status"))) writeStatus(dir, initialStatus(spec));
+    return ref;
+  }
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(runFile(dir, "config"), snapshotYaml);
+  writeJob(dir, spec);
+  writeStatus(dir, initialStatus(spec));
+  return ref;
+}
+
+export function prepareRuns(specs: readonly JobSpec[], snapshotYaml: string): RunRef[] {
+  return specs.map((spec) => prepareRun(spec, snapshotYaml));
+}

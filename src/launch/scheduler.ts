@@ -1,0 +1,341 @@
+/**
+ * The scheduler: places runs on device slots, supervises attempts through an Executor, writes every
+ * state change to the run store, and decides what an attempt's end means (retry, back off, fail).
+ *
+ * Order: longest-processing-time first when every run has an estimate of its work (the plan's
+ * token estimate), which keeps a sweep's makespan near its lower bound; else the order given.
+ * A run that does not fit the free devices is passed over for one that does (backfill).
+ */
+import os from "node:os";
+import type { JobSpec } from "../plan/jobspec.ts";
+import { newestCompleteCheckpoint } from "../runs/checkpoints.ts";
+import { ShimExit, type ShimEvent } from "../runs/events.ts";
+import { nowIso, readJob, readStatus, updateStatus, writeJob, type RunError, type RunRef, type RunStatus } from "../runs/store.ts";
+import type { DevicePool } from "./devices.ts";
+import type { Executor, JobHandle, JobResult } from "./executor.ts";
+
+export type ScheduledRun = {
+  run: RunRef;
+  /** Relative amount of work (e.g. training tokens x steps); enables longest-first ordering. */
+  estimatedWork?: number;
+};
+
+export type SchedulerHooks = {
+  onEvent?(run: RunRef, event: ShimEvent): void;
+  onStatus?(run: RunRef, status: RunStatus): void;
+  /**
+   * Called once a run has succeeded (the place for the Hub auto-push). Awaited, but whatever it
+   * throws is reported through onHookError and never changes the run's state.
+   */
+  onRunSucceeded?(run: RunRef, status: RunStatus, job: JobSpec): Promise<void> | void;
+  onHookError?(run: RunRef, error: unknown): void;
+};
+
+export type SchedulerOptions = SchedulerHooks & {
+  executor: Executor;
+  pool: DevicePool;
+  /** How long jobs get to checkpoint after SIGTERM before SIGKILL (also after a second interrupt). */
+  killGraceMs?: number;
+  /** Minimum interval between status.json writes for progress events of one run. */
+  progressWriteMs?: number;
+};
+
+export type SweepResult = {
+  succeeded: RunRef[];
+  failed: RunRef[];
+  interrupted: RunRef[];
+  /** Runs never started because the sweep was interrupted. */
+  notStarted: RunRef[];
+};
+
+/** What an attempt's end means. */
+export type Outcome =
+  | { kind: "succeeded"; adapterPath: string | null }
+  | { kind: "interrupted" }
+  | { kind: "retry"; reason: "interrupted" | "lost" }
+  | { kind: "oom" }
+  | { kind: "failed"; error: Required<RunError> };
+
+/** Decides what an attempt's end means; `stopRequested`: we (or `peftctl stop`) asked it to stop. */
+export function classifyResult(result: JobResult, stopRequested: boolean): Outcome {
+  const last = result.lastEvent;
+  if (result.exitCode === ShimExit.done) {
+    return { kind: "succeeded", adapterPath: last?.type === "done" ? last.adapter_path : null };
+  }
+  if (stopRequested && (result.exitCode === ShimExit.interrupted || result.exitCode === null)) return { kind: "interrupted" };
+  const errorEvent = last?.type === "error" ? last : undefined;
+  switch (result.exitCode) {
+    case ShimExit.interrupted:
+      return { kind: "retry", reason: "interrupted" };
+    case ShimExit.outOfMemory:
+      return { kind: "oom" };
+    case ShimExit.badInput:
+      return { kind: "failed", error: { kind: errorEvent?.kind ?? "spec", message: result.error ?? "bad job spec or data", retryable: false } };
+    case null:
+      // Killed by a signal nobody here sent (the OOM killer, a node problem): the process was lost.
+      return { kind: "retry", reason: "lost" };
+    default:
+      return {
+        kind: "failed",
+        error: {
+          kind: errorEvent?.kind ?? "internal",
+          message: result.error ?? `the shim exited with code ${result.exitCode}`,
+          retryable: errorEvent?.retryable ?? true,
+        },
+      };
+  }
+}
+
+/** Halves the micro-batch and doubles accumulation (same global batch); undefined at micro-batch 1. */
+export function oomBackoff(job: JobSpec): JobSpec | undefined {
+  const micro = job.train.micro_batch_size;
+  if (micro <= 1) return undefined;
+  const half = Math.floor(micro / 2);
+  return {
+    ...job,
+    train: {
+      ...job.train,
+      micro_batch_size: half,
+      gradient_accumulation_steps: job.train.gradient_accumulation_steps * (micro / half),
+    },
+  };
+}
+
+/** Longest first when every run has an estimate, else the given order (FIFO). */
+export function orderRuns(runs: readonly ScheduledRun[]): ScheduledRun[] {
+  const estimable = runs.length > 0 && runs.every((r) => typeof r.estimatedWork === "number" && r.estimatedWork > 0);
+  if (!estimable) return [...runs];
+  return [...runs].sort((a, b) => b.estimatedWork! - a.estimatedWork!);
+}
+
+type Active = { run: RunRef; handle?: JobHandle; devices: string[] };
+
+export class Scheduler {
+  private readonly options: SchedulerOptions;
+  private readonly active = new Map<string, Active>();
+  private stopping = false;
+  private killTimer: NodeJS.Timeout | undefined;
+  private wake: (() => void) | undefined;
+
+  constructor(options: SchedulerOptions) {
+    this.options = options;
+  }
+
+  get isStopping(): boolean {
+    return this.stopping;
+  }
+
+  /**
+   * First call: no new launches, SIGTERM to every running job (they checkpoint and exit 75), SIGKILL
+   * after the grace period. A second call: SIGKILL now.
+   */
+  interrupt(): void {
+    if (this.stopping) {
+      this.killAll();
+      return;
+    }
+    this.stopping = true;
+    for (const entry of this.active.values()) entry.handle?.signal("SIGTERM");
+    this.killTimer = setTimeout(() => this.killAll(), this.options.killGraceMs ?? 120_000);
+    this.killTimer.unref();
+    this.wake?.();
+  }
+
+  private killAll(): void {
+    for (const entry of this.active.values()) entry.handle?.signal("SIGKILL");
+  }
+
+  async run(runs: readonly ScheduledRun[]): Promise<SweepResult> {
+    const { pool } = this.options;
+    const result: SweepResult = { succeeded: [], failed: [], interrupted: [], notStarted: [] };
+    const pending = orderRuns(runs);
+    const running = new Set<Promise<void>>();
+
+    // Runs that can never fit fail before anything starts.
+    for (const scheduled of [...pending]) {
+      const job = readJob(scheduled.run.dir);
+      if (!pool.satisfiable(job.resources.gpus)) {
+        pending.splice(pending.indexOf(scheduled), 1);
+        this.setStatus(scheduled.run, {
+          state: "failed",
+          ended_at: nowIso(),
+          error: { kind: "resources", message: `needs ${job.resources.gpus} GPUs; this host has ${pool.gpuCount}` },
+        });
+        result.failed.push(scheduled.run);
+      }
+    }
+
+    while ((pending.length > 0 && !this.stopping) || running.size > 0) {
+      if (!this.stopping) {
+        for (let i = 0; i < pending.length; ) {
+          const scheduled = pending[i]!;
+          const job = readJob(scheduled.run.dir);
+          const devices = pool.take(job.resources.gpus);
+          if (!devices) {
+            i++;
+            continue;
+          }
+          pending.splice(i, 1);
+          const task = this.drive(scheduled.run, devices, result).finally(() => {
+            pool.give(devices);
+            running.delete(task);
+            this.wake?.();
+          });
+          running.add(task);
+        }
+      }
+      if (running.size === 0) break;
+      await new Promise<void>((resolve) => {
+        this.wake = resolve;
+      });
+      this.wake = undefined;
+    }
+    if (this.killTimer) clearTimeout(this.killTimer);
+    result.notStarted.push(...pending.map((p) => p.run));
+    return result;
+  }
+
+  private setStatus(run: RunRef, change: Partial<RunStatus> | ((current: RunStatus) => Partial<RunStatus>)): RunStatus {
+    const status = updateStatus(run.dir, typeof change === "function" ? change : () => change);
+    this.options.onStatus?.(run, status);
+    return status;
+  }
+
+  /** Runs attempts of one run until it succeeds, fails, is interrupted, or its retries are spent. */
+  private async drive(run: RunRef, devices: string[], result: SweepResult): Promise<void> {
+    const entry: Active = { run, devices };
+    this.active.set(run.dir, entry);
+    let retriesUsed = 0;
+    try {
+      await this.options.executor.prepare(run);
+      for (;;) {
+        if (this.stopping) {
+          this.setStatus(run, { state: "interrupted", pid: null, pid_start_time: null, ended_at: nowIso() });
+          result.interrupted.push(run);
+          return;
+        }
+        const job = readJob(run.dir);
+        const before = readStatus(run.dir);
+        const attempt = before.attempts + 1;
+        const resume = newestCompleteCheckpoint(run.dir) !== undefined;
+        const handle = await this.options.executor.start({ run, attempt, resume, devices, processes: devices[0] === "cpu" ? 1 : devices.length });
+        entry.handle = handle;
+        if (this.stopping) handle.signal("SIGTERM");
+        this.setStatus(run, {
+          state: "running",
+          attempts: attempt,
+          host: os.hostname(),
+          pid: handle.pid,
+          pid_start_time: handle.pidStartTime,
+          devices,
+          started_at: before.started_at ?? nowIso(),
+          ended_at: null,
+          exit_code: null,
+          signal: null,
+          error: null,
+          stop_requested_at: null,
+        });
+        this.follow(run, handle);
+        const attemptResult = await handle.wait();
+        entry.handle = undefined;
+        await this.options.executor.collect(run);
+        const stopRequested = this.stopping || readStatus(run.dir).stop_requested_at !== null;
+        const outcome = classifyResult(attemptResult, stopRequested);
+        const ended = { pid: null, pid_start_time: null, exit_code: attemptResult.exitCode, signal: attemptResult.signal };
+        const retries = job.resources.retries;
+
+        if (outcome.kind === "succeeded") {
+          const status = this.setStatus(run, { ...ended, state: "succeeded", ended_at: nowIso(), adapter_path: outcome.adapterPath });
+          result.succeeded.push(run);
+          await this.runSucceededHook(run, status, job);
+          return;
+        }
+        if (outcome.kind === "interrupted") {
+          this.setStatus(run, { ...ended, state: "interrupted", ended_at: nowIso() });
+          result.interrupted.push(run);
+          return;
+        }
+        if (outcome.kind === "failed") {
+          this.setStatus(run, { ...ended, state: "failed", ended_at: nowIso(), error: outcome.error });
+          result.failed.push(run);
+          return;
+        }
+        if (retriesUsed >= retries) {
+          const why = outcome.kind === "oom" ? "out of memory" : outcome.reason === "lost" ? "the process was lost" : "interrupted";
+          this.setStatus(run, {
+            ...ended,
+            state: "failed",
+            ended_at: nowIso(),
+            error: { kind: outcome.kind === "oom" ? "oom" : outcome.reason, message: `${why}; ${retries} retries spent (resources.retries)`, retryable: true },
+          });
+          result.failed.push(run);
+          return;
+        }
+        if (outcome.kind === "oom") {
+          const smaller = oomBackoff(job);
+          if (!smaller) {
+            this.setStatus(run, {
+              ...ended,
+              state: "failed",
+              ended_at: nowIso(),
+              error: { kind: "oom", message: `out of memory at micro_batch_size 1: ${attemptResult.error ?? ""}`.trim(), retryable: false },
+            });
+            result.failed.push(run);
+            return;
+          }
+          writeJob(run.dir, smaller);
+          this.setStatus(run, (current) => ({
+            ...ended,
+            state: "queued",
+            oom_backoffs: [
+              ...current.oom_backoffs,
+              { attempt, micro_batch_size: smaller.train.micro_batch_size, gradient_accumulation_steps: smaller.train.gradient_accumulation_steps, at: nowIso() },
+            ],
+          }));
+        } else {
+          this.setStatus(run, { ...ended, state: "queued" });
+        }
+        retriesUsed += 1;
+      }
+    } finally {
+      this.active.delete(run.dir);
+    }
+  }
+
+  private async runSucceededHook(run: RunRef, status: RunStatus, job: JobSpec): Promise<void> {
+    if (!this.options.onRunSucceeded) return;
+    try {
+      await this.options.onRunSucceeded(run, status, job);
+    } catch (error) {
+      this.options.onHookError?.(run, error);
+    }
+  }
+
+  /** Mirrors events into status.json: progress at most every progressWriteMs, everything else at once. */
+  private follow(run: RunRef, handle: JobHandle): void {
+    const interval = this.options.progressWriteMs ?? 2_000;
+    let lastWrite = 0;
+    handle.onEvent((event) => {
+      this.options.onEvent?.(run, event);
+      const change: Partial<RunStatus> = {};
+      if (event.type === "progress") {
+        change.step = event.step;
+        change.total_steps = event.total_steps;
+        if (Date.now() - lastWrite < interval) return;
+      } else if (event.type === "eval") {
+        change.step = event.step;
+      } else if (event.type === "checkpoint" || event.type === "interrupted" || event.type === "done") {
+        change.step = event.step;
+      } else if (event.type !== "start" && event.type !== "error") {
+        return;
+      }
+      lastWrite = Date.now();
+      this.setStatus(run, (current) => {
+        const next: Partial<RunStatus> = { ...change };
+        if (event.type === "eval") next.best_eval_loss = current.best_eval_loss === null ? event.loss : Math.min(current.best_eval_loss, event.loss);
+        if (event.type === "start" && event.resumed_from_step !== null) next.step = event.resumed_from_step;
+        return next;
+      });
+    });
+  }
+}

@@ -1,0 +1,60 @@
+/**
+ * `peftctl stop`: SIGTERM to the shim processes recorded in status.json (the pid with its start time,
+ * so a reused pid is never signalled). The shim checkpoints and exits 75. The run's controller, when
+ * one is alive, sees stop_requested_at and marks the run interrupted instead of retrying; when none
+ * is (an orphan), stop settles the run itself once the shim has exited.
+ */
+import { isHolderAlive, lockHolder, acquireRunLock } from "../runs/lock.ts";
+import { isSameProcessAlive } from "../runs/proc.ts";
+import { nowIso, readStatus, updateStatus, type RunRef, type RunState } from "../runs/store.ts";
+import { signalGroup } from "./local.ts";
+import { reclaimOrphan } from "./orphans.ts";
+
+export type StopResult = { run: RunRef; outcome: "stopped" | "killed" | "not running"; state: RunState };
+
+async function waitUntil(predicate: () => boolean, ms: number): Promise<boolean> {
+  const deadline = Date.now() + ms;
+  while (Date.now() < deadline) {
+    if (predicate()) return true;
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+  return predicate();
+}
+
+export async function stopRuns(runs: readonly RunRef[], options: { waitMs?: number } = {}): Promise<StopResult[]> {
+  const waitMs = options.waitMs ?? 120_000;
+  const targets = runs.map((run) => ({ run, status: readStatus(run.dir) })).filter(({ status }) => status.state === "running" && isSameProcessAlive(status.pid, status.pid_start_time));
+  for (const { run, status } of targets) {
+    updateStatus(run.dir, () => ({ stop_requested_at: nowIso() }));
+    signalGroup(status.pid!, "SIGTERM");
+  }
+  const results: StopResult[] = [];
+  for (const run of runs) {
+    const target = targets.find((t) => t.run === run);
+    if (!target) {
+      results.push({ run, outcome: "not running", state: readStatus(run.dir).state });
+      continue;
+    }
+    const { pid, pid_start_time } = target.status;
+    let outcome: StopResult["outcome"] = "stopped";
+    if (!(await waitUntil(() => !isSameProcessAlive(pid, pid_start_time), waitMs))) {
+      signalGroup(pid!, "SIGKILL");
+      outcome = "killed";
+      await waitUntil(() => !isSameProcessAlive(pid, pid_start_time), 10_000);
+    }
+    const holder = lockHolder(run.dir);
+    if (holder && isHolderAlive(holder)) {
+      // Its controller records the end; give it a moment so the state we print is the settled one.
+      await waitUntil(() => readStatus(run.dir).state !== "running", 10_000);
+    } else {
+      const lock = acquireRunLock(run.dir, "peftctl stop");
+      try {
+        await reclaimOrphan(run, { graceMs: 0 });
+      } finally {
+        lock.release();
+      }
+    }
+    results.push({ run, outcome, state: readStatus(run.dir).state });
+  }
+  return results;
+}

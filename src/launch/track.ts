@@ -1,0 +1,61 @@
+/**
+ * What `run` and `resume` do once run dirs exist: launch the sweep with live progress, then print
+ * the status table and the adapters, and turn the outcome into an exit code
+ * (0 all succeeded, 1 any failed, 130 interrupted by the user).
+ */
+import { ExitCode } from "../errors.ts";
+import type { JobSpec } from "../plan/jobspec.ts";
+import { log } from "../log.ts";
+import { readStatus, type RunRef, type RunStatus } from "../runs/store.ts";
+import { ProgressView } from "../report/progress.ts";
+import { renderStatusTable, statusRows } from "../report/status-table.ts";
+import { launchSweep, type SweepReport } from "./sweep.ts";
+
+export type TrackOptions = {
+  json: boolean;
+  estimates?: Map<string, number>;
+  configPath?: string;
+  cpuSlots?: number;
+  retryFailed?: boolean;
+  /**
+   * The auto-push hook: called after each run succeeds (the lead wires src/hub's pushRun here when
+   * job.hub?.auto_push). A failed push is logged and never marks the run failed.
+   */
+  onRunSucceeded?: (run: RunRef, status: RunStatus, job: JobSpec) => Promise<void> | void;
+};
+
+export async function trackSweep(runs: RunRef[], options: TrackOptions): Promise<{ exitCode: number; report: SweepReport }> {
+  const view = new ProgressView(runs, { mode: ProgressView.modeFor(options.json) });
+  let report: SweepReport;
+  try {
+    report = await launchSweep({
+      runs,
+      estimates: options.estimates,
+      configPath: options.configPath,
+      cpuSlots: options.cpuSlots,
+      retryFailed: options.retryFailed,
+      handleSignals: true,
+      onEvent: (run, event) => view.onEvent(run, event),
+      onStatus: (run, status) => view.onStatus(run, status),
+      onRunSucceeded: options.onRunSucceeded,
+      onHookError: (run, error) => log().warn(`${run.runId}: after-success hook failed (the run stays succeeded): ${error instanceof Error ? error.message : String(error)}`),
+    });
+  } finally {
+    view.stop();
+  }
+  for (const { run, reason } of report.skipped) log().info(`${run.runId}: skipped (${reason})`);
+
+  const rows = statusRows(runs);
+  if (options.json) {
+    process.stdout.write(`${JSON.stringify({ runs: rows, skipped: report.skipped.map((s) => ({ run: s.run.runId, reason: s.reason })) }, null, 2)}\n`);
+  } else {
+    process.stdout.write(`\n${renderStatusTable(rows)}\n`);
+    const adapters = runs.map((run) => readStatus(run.dir)).filter((s) => s.state === "succeeded" && s.adapter_path);
+    if (adapters.length > 0) {
+      process.stdout.write(`\nadapters:\n${adapters.map((s) => `  ${s.run_id}: ${s.adapter_path}`).join("\n")}\n`);
+    }
+  }
+  const anyFailed = rows.some((r) => r.state === "failed");
+  const exitCode = report.interruptedByUser ? ExitCode.interrupted : anyFailed ? ExitCode.failure : ExitCode.ok;
+  return { exitCode, report };
+}

@@ -1,0 +1,29 @@
+/** The status table of `peftctl status` and of the end of `peftctl run`. */
+import { readStatus, type RunRef, type RunStatus } from "../runs/store.ts";
+import { formatDuration, renderTable } from "./format.ts";
+
+export type StatusRow = RunStatus & { dir: string; elapsed_s: number | null };
+
+export function statusRows(runs: readonly RunRef[], now = Date.now()): StatusRow[] {
+  return runs.map((run) => {
+    const status = readStatus(run.dir);
+    const start = status.started_at ? Date.parse(status.started_at) : null;
+    const end = status.state === "running" ? now : status.ended_at ? Date.parse(status.ended_at) : now;
+    return { ...status, dir: run.dir, elapsed_s: start === null ? null : (end - start) / 1000 };
+  });
+}
+
+export function renderStatusTable(rows: readonly StatusRow[]): string {
+  return renderTable(
+    ["RUN", "STATE", "STEP", "BEST EVAL", "ELAPSED", "DEVICE", "NOTE"],
+    rows.map((row) => [
+      `${row.experiment}/${row.run_id}`,
+      row.state,
+      row.step === null ? "-" : `${row.step}/${row.total_steps ?? "?"}`,
+      row.best_eval_loss === null ? "-" : row.best_eval_loss.toFixed(4),
+      formatDuration(row.elapsed_s),
+      row.devices.length > 0 ? row.devices.join(",") : "-",
+      row.error ? `${row.error.kind}: ${row.error.message.split("\n")[0]!.slice(0, 80)}` : row.attempts > 1 ? `${row.attempts} attempts` : "",
+    ]),
+  );
+}

@@ -1,0 +1,186 @@
+import { describe, expect, it } from "vitest";
+import { shimCommand } from "../../src/launch/local.ts";
+import { classifyResult, oomBackoff, orderRuns, type Scheduler } from "../../src/launch/scheduler.ts";
+import { launchSweep } from "../../src/launch/sweep.ts";
+import { readEvents, readJob, readStatus, type RunRef } from "../../src/runs/store.ts";
+import { fakeEnv, makeRun, tempRunsDir } from "./helpers.ts";
+
+function starts(run: RunRef) {
+  return readEvents(run.dir).filter((e) => e.type === "start");
+}
+
+describe("scheduler with the fake trainer", () => {
+  it("runs jobs to success and records status", async () => {
+    const runsDir = tempRunsDir();
+    const a = makeRun(runsDir, "a", { fake: { steps: 6, step_ms: 30 } });
+    const b = makeRun(runsDir, "b", { fake: { steps: 6, step_ms: 30 } });
+    const report = await launchSweep({ runs: [a, b], env: fakeEnv(), cpuSlots: 2 });
+    expect(report.succeeded.map((r) => r.runId).sort()).toEqual(["a", "b"]);
+    const status = readStatus(a.dir);
+    expect(status).toMatchObject({ state: "succeeded", step: 6, best_eval_loss: 1.5, attempts: 1, devices: ["cpu"] });
+    expect(status.adapter_path).toMatch(/adapter$/);
+    expect(starts(a)).toHaveLength(1);
+  });
+
+  it("places jobs on simulated GPUs: never two on one GPU, N-GPU jobs get N distinct GPUs", async () => {
+    const runsDir = tempRunsDir();
+    const runs = [
+      ...["g1a", "g1b", "g1c"].map((id) => makeRun(runsDir, id, { gpus: 1, fake: { steps: 5, step_ms: 60 } })),
+      ...["g2a", "g2b"].map((id) => makeRun(runsDir, id, { gpus: 2, fake: { steps: 5, step_ms: 60 } })),
+      makeRun(runsDir, "cpu0", { gpus: 0, fake: { steps: 3, step_ms: 30 } }),
+    ];
+    const report = await launchSweep({ runs, env: fakeEnv({ PEFTCTL_FAKE_GPUS: "0,1,2" }), cpuSlots: 1 });
+    expect(report.succeeded).toHaveLength(6);
+    const spans = runs.map((run) => {
+      const events = readEvents(run.dir);
+      const start = events.find((e) => e.type === "start")!;
+      const done = events.find((e) => e.type === "done")!;
+      return { run: run.runId, device: start.type === "start" ? start.device : "", from: Date.parse(start.t), to: Date.parse(done.t) };
+    });
+    for (const span of spans.filter((s) => s.run.startsWith("g2"))) expect(new Set(span.device.split(",")).size).toBe(2);
+    expect(spans.find((s) => s.run === "cpu0")!.device).toBe("cpu");
+    for (const a of spans) {
+      for (const b of spans) {
+        if (a === b || a.device === "cpu" || b.device === "cpu") continue;
+        const shared = a.device.split(",").some((d) => b.device.split(",").includes(d));
+        const overlap = a.from < b.to && b.from < a.to;
+        expect(shared && overlap, `${a.run} and ${b.run} shared GPU ${a.device}/${b.device}`).toBe(false);
+      }
+    }
+    // Parallelism happened: some GPU jobs overlapped in time.
+    const gpuSpans = spans.filter((s) => s.device !== "cpu");
+    expect(gpuSpans.some((a) => gpuSpans.some((b) => a !== b && a.from < b.to && b.from < a.to))).toBe(true);
+  });
+
+  it("retries exit 75 with --resume from the checkpoint", async () => {
+    const runsDir = tempRunsDir();
+    const run = makeRun(runsDir, "i", { retries: 1, fake: { steps: 8, step_ms: 20, behaviour: "interrupt", at_step: 3 } });
+    const report = await launchSweep({ runs: [run], env: fakeEnv() });
+    expect(report.succeeded).toHaveLength(1);
+    const s = starts(run);
+    expect(s.map((e) => e.type === "start" && [e.attempt, e.resumed_from_step])).toEqual([
+      [1, null],
+      [2, 3],
+    ]);
+    expect(readStatus(run.dir).attempts).toBe(2);
+  });
+
+  it("retries a lost process (killed by a signal) and gives up after resources.retries", async () => {
+    const runsDir = tempRunsDir();
+    const once = makeRun(runsDir, "lost-once", { retries: 1, fake: { steps: 4, step_ms: 20, behaviour: "crash", at_step: 2, on_attempts: [1] } });
+    const always = makeRun(runsDir, "lost-always", { retries: 2, fake: { steps: 4, step_ms: 20, behaviour: "crash", at_step: 2, on_attempts: [1, 2, 3, 4] } });
+    const report = await launchSweep({ runs: [once, always], env: fakeEnv(), cpuSlots: 2 });
+    expect(report.succeeded.map((r) => r.runId)).toEqual(["lost-once"]);
+    expect(report.failed.map((r) => r.runId)).toEqual(["lost-always"]);
+    const failed = readStatus(always.dir);
+    expect(failed.attempts).toBe(3);
+    expect(failed.error).toMatchObject({ kind: "lost", retryable: true });
+    expect(failed.signal).toBe("SIGKILL");
+  });
+
+  it("backs off on out of memory: micro-batch halved, accumulation doubled, global batch kept", async () => {
+    const runsDir = tempRunsDir();
+    const run = makeRun(runsDir, "oom", { retries: 3, micro: 8, accumulation: 2, fake: { steps: 4, step_ms: 20, behaviour: "oom", at_step: 1, oom_above: 2 } });
+    const report = await launchSweep({ runs: [run], env: fakeEnv() });
+    expect(report.succeeded).toHaveLength(1);
+    const job = readJob(run.dir);
+    expect(job.train.micro_batch_size).toBe(2);
+    expect(job.train.gradient_accumulation_steps).toBe(8);
+    expect(job.train.micro_batch_size * job.train.gradient_accumulation_steps).toBe(16);
+    const status = readStatus(run.dir);
+    expect(status.oom_backoffs.map((b) => [b.micro_batch_size, b.gradient_accumulation_steps])).toEqual([
+      [4, 4],
+      [2, 8],
+    ]);
+    expect(status.attempts).toBe(3);
+  });
+
+  it("fails exit 2 at once with the shim's message, no retry", async () => {
+    const runsDir = tempRunsDir();
+    const run = makeRun(runsDir, "bad", { retries: 3, fake: { steps: 4, step_ms: 20, behaviour: "bad-input", at_step: 1 } });
+    const report = await launchSweep({ runs: [run], env: fakeEnv() });
+    expect(report.failed).toHaveLength(1);
+    const status = readStatus(run.dir);
+    expect(status).toMatchObject({ state: "failed", attempts: 1, exit_code: 2 });
+    expect(status.error).toMatchObject({ kind: "spec", message: "train.lr: must be positive (fake)", retryable: false });
+    // Re-running skips it (not retryable) unless asked to.
+    const again = await launchSweep({ runs: [run], env: fakeEnv() });
+    expect(again.skipped.map((s) => s.run.runId)).toEqual(["bad"]);
+    expect(readStatus(run.dir).attempts).toBe(1);
+  });
+
+  it("skips succeeded runs on a re-run and calls onRunSucceeded once per success; a throwing hook fails nothing", async () => {
+    const runsDir = tempRunsDir();
+    const run = makeRun(runsDir, "hooked", { fake: { steps: 3, step_ms: 20 } });
+    const seen: string[] = [];
+    const hookErrors: unknown[] = [];
+    const first = await launchSweep({
+      runs: [run],
+      env: fakeEnv(),
+      onRunSucceeded: (r) => {
+        seen.push(r.runId);
+        throw new Error("push failed");
+      },
+      onHookError: (_r, e) => hookErrors.push(e),
+    });
+    expect(first.succeeded).toHaveLength(1);
+    expect(readStatus(run.dir).state).toBe("succeeded");
+    expect(hookErrors).toHaveLength(1);
+    const second = await launchSweep({ runs: [run], env: fakeEnv(), onRunSucceeded: (r) => void seen.push(r.runId) });
+    expect(second.skipped.map((s) => s.reason)).toEqual(["succeeded already"]);
+    expect(seen).toEqual(["hooked"]);
+    expect(starts(run)).toHaveLength(1);
+  });
+
+  it("interrupt(): jobs get SIGTERM, checkpoint, and are marked interrupted; queued ones stay queued", async () => {
+    const runsDir = tempRunsDir();
+    const running = makeRun(runsDir, "r1", { fake: { steps: 200, step_ms: 20 } });
+    const queued = makeRun(runsDir, "r2", { fake: { steps: 5, step_ms: 20 } });
+    let scheduler: Scheduler | undefined;
+    const report = await launchSweep({
+      runs: [running, queued],
+      env: fakeEnv(),
+      cpuSlots: 1,
+      onScheduler: (s) => (scheduler = s),
+      onEvent: (_run, event) => {
+        if (event.type === "progress" && event.step === 5) scheduler!.interrupt();
+      },
+    });
+    expect(report.interrupted.map((r) => r.runId)).toEqual(["r1"]);
+    expect(report.notStarted.map((r) => r.runId)).toEqual(["r2"]);
+    expect(readStatus(running.dir).state).toBe("interrupted");
+    expect(readStatus(queued.dir).state).toBe("queued");
+    const last = readEvents(running.dir).at(-1)!;
+    expect(last.type).toBe("interrupted");
+  });
+});
+
+describe("scheduling rules", () => {
+  it("orders longest first when every run has an estimate, else keeps the order", () => {
+    const ref = (id: string) => ({ experiment: "e", runId: id, dir: `/x/${id}` });
+    expect(orderRuns([{ run: ref("a"), estimatedWork: 1 }, { run: ref("b"), estimatedWork: 3 }]).map((r) => r.run.runId)).toEqual(["b", "a"]);
+    expect(orderRuns([{ run: ref("a"), estimatedWork: 1 }, { run: ref("b") }]).map((r) => r.run.runId)).toEqual(["a", "b"]);
+  });
+
+  it("halves odd micro-batches without changing the global batch", () => {
+    const job = { train: { micro_batch_size: 6, gradient_accumulation_steps: 4 } } as never;
+    const next = oomBackoff(job)!;
+    expect([next.train.micro_batch_size, next.train.gradient_accumulation_steps]).toEqual([3, 8]);
+    expect(oomBackoff({ train: { micro_batch_size: 1, gradient_accumulation_steps: 4 } } as never)).toBeUndefined();
+  });
+
+  it("classifies exit codes", () => {
+    const base = { failed: true, signal: null, durationMs: 1, lastEvent: undefined, error: "boom" };
+    expect(classifyResult({ ...base, exitCode: 75 }, false)).toEqual({ kind: "retry", reason: "interrupted" });
+    expect(classifyResult({ ...base, exitCode: 75 }, true)).toEqual({ kind: "interrupted" });
+    expect(classifyResult({ ...base, exitCode: 3 }, false)).toEqual({ kind: "oom" });
+    expect(classifyResult({ ...base, exitCode: null, signal: "SIGKILL" }, false)).toEqual({ kind: "retry", reason: "lost" });
+    expect(classifyResult({ ...base, exitCode: 2 }, false)).toMatchObject({ kind: "failed", error: { retryable: false } });
+  });
+
+  it("launches multi-GPU jobs with torchrun", () => {
+    const run = { experiment: "e", runId: "r", dir: "/runs/e/r" };
+    const { args } = shimCommand({ run, attempt: 2, resume: true, devices: ["0", "1"], processes: 2 }, { PEFTCTL_PYTHON: "py" });
+    expect(args).toEqual(["-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "peftshim", "train", "--job", "/runs/e/r/job.json", "--attempt", "2", "--resume"]);
+  });
+});
