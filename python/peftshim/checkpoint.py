@@ -240,6 +240,16 @@ def clean_temporary(run_dir: Path) -> None:
                 shutil.rmtree(entry)
 
 
+def discard_stale(run_dir: Path) -> None:
+    """Before a fresh start: checkpoints of an earlier attempt would mix with this one's steps."""
+    clean_temporary(run_dir)
+    stale = list_checkpoints(run_dir)
+    if stale:
+        warn(f"starting afresh: removing {len(stale)} checkpoint(s) of an earlier attempt in {checkpoints_root(run_dir)}")
+        for _step, path in stale:
+            shutil.rmtree(path)
+
+
 # --- verify and find ----------------------------------------------------------------------------
 
 

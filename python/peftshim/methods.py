@@ -98,6 +98,8 @@ def peft_config(
             use_dora=method_spec["use_dora"],
             use_rslora=method_spec["use_rslora"],
             bias=method_spec["bias"],
+            # GPT-2's Conv1D stores weights transposed; saying so spares peft's warning and its guess
+            fan_in_fan_out=_targets_conv1d(model, targets),
         )
     if kind == "adapter":
         model_type = model.config.model_type
@@ -160,6 +162,12 @@ def _target_modules(model: PreTrainedModel, requested: list[str], field: str) ->
             f"{', '.join(available)} (or use [all-linear])",
         )
     return list(requested)
+
+
+def _targets_conv1d(model: PreTrainedModel, targets: str | list[str]) -> bool:
+    if isinstance(targets, str):  # all-linear: peft decides per module
+        return False
+    return any(isinstance(module, Conv1D) and name.rsplit(".", 1)[-1] in targets for name, module in model.named_modules())
 
 
 def count_parameters(model: torch.nn.Module) -> tuple[int, int]:

@@ -48,25 +48,48 @@ class _TokenLists(Protocol):
 
 @dataclass(frozen=True)
 class Batch:
-    """One micro-batch, already padded to its longest row (every list has the same length).
+    """One micro-batch: rows of whole examples, padded to the longest row when read.
 
-    `document_ids[r][t]` numbers the examples within row r (0, 1, ...); padding has its own number.
-    `num_examples` is how many training examples the batch holds (for accumulating about
-    train.batch_size examples per optimizer step); `target_tokens` how many labels the loss counts.
+    The token lists (input_ids, labels, position_ids, document_ids; every row `width` long) are
+    built on demand from the examples, so an epoch of batches costs no more memory than the
+    examples themselves. `document_ids[r][t]` numbers the examples within row r (0, 1, ...);
+    padding has its own number. `num_examples` is how many training examples the batch holds (for
+    accumulating about train.batch_size examples per optimizer step); `target_tokens` how many
+    labels the loss counts; `real_tokens` how many positions are not padding.
     """
 
-    input_ids: list[list[int]]
-    labels: list[list[int]]
-    position_ids: list[list[int]]
-    document_ids: list[list[int]]
+    rows: tuple[tuple[_TokenLists, ...], ...]
+    width: int
+    pad_id: int
+    packed: bool
     num_examples: int
     real_tokens: int
     target_tokens: int
-    packed: bool
 
     @property
     def total_tokens(self) -> int:
-        return len(self.input_ids) * (len(self.input_ids[0]) if self.input_ids else 0)
+        return len(self.rows) * self.width
+
+    @property
+    def input_ids(self) -> list[list[int]]:
+        return [self._padded([t for e in row for t in e.input_ids], self.pad_id) for row in self.rows]
+
+    @property
+    def labels(self) -> list[list[int]]:
+        # the first label of each example is ignored: see the module docstring
+        return [self._padded([x for e in row for x in (IGNORE_INDEX, *e.labels[1:])], IGNORE_INDEX) for row in self.rows]
+
+    @property
+    def position_ids(self) -> list[list[int]]:
+        rows = [[p for e in row for p in range(len(e.input_ids))] for row in self.rows]
+        return [positions + list(range(self.width - len(positions))) for positions in rows]
+
+    @property
+    def document_ids(self) -> list[list[int]]:
+        return [self._padded([d for d, e in enumerate(row) for _ in e.input_ids], len(row)) for row in self.rows]
+
+    def _padded(self, values: list[int], fill: int) -> list[int]:
+        return values + [fill] * (self.width - len(values))
 
 
 def make_batches(
@@ -83,7 +106,7 @@ def make_batches(
 
     packing=True: examples are packed into rows of at most `max_length` tokens (no example is split
     across rows), rows are shuffled and grouped. packing=False: examples are shuffled and grouped,
-    one per row. Either way each batch is padded with `pad_id` to its longest row only.
+    one per row. Either way each batch is padded with `pad_id` to its longest row only (when read).
     The result depends only on the examples, the arguments, `seed` and `epoch`.
     Raises ValueError for an empty example or one longer than `max_length` (data.build_examples
     truncates to max_length, so that means a caller bug).
@@ -105,8 +128,9 @@ def make_batches(
         rng.shuffle(rows)
     else:
         rows = [[i] for i in order]
+    targets = [_target_count(e) for e in examples]
     return [
-        _pad_batch([[examples[i] for i in row] for row in rows[start : start + micro_batch_size]], pad_id, packing)
+        _batch(examples, rows[start : start + micro_batch_size], lengths, targets, pad_id, packing)
         for start in range(0, len(rows), micro_batch_size)
     ]
 
@@ -135,39 +159,25 @@ def _best_fit_decreasing(order: list[int], lengths: list[int], capacity: int) ->
     return bins
 
 
-def _pad_batch(rows: list[list[_TokenLists]], pad_id: int, packed: bool) -> Batch:
-    width = max(sum(len(e.input_ids) for e in row) for row in rows)
-    input_ids, labels, position_ids, document_ids = [], [], [], []
-    real = targets = 0
-    for row in rows:
-        ids: list[int] = []
-        labs: list[int] = []
-        pos: list[int] = []
-        docs: list[int] = []
-        for doc, example in enumerate(row):
-            n = len(example.input_ids)
-            ids.extend(example.input_ids)
-            labs.append(IGNORE_INDEX)
-            labs.extend(example.labels[1:])
-            pos.extend(range(n))
-            docs.extend([doc] * n)
-        real += len(ids)
-        targets += sum(1 for label in labs if label != IGNORE_INDEX)
-        pad = width - len(ids)
-        input_ids.append(ids + [pad_id] * pad)
-        labels.append(labs + [IGNORE_INDEX] * pad)
-        position_ids.append(pos + list(range(pad)))
-        document_ids.append(docs + [len(row)] * pad)
+def _batch(
+    examples: Sequence[_TokenLists], rows: list[list[int]], lengths: list[int], targets: list[int], pad_id: int, packed: bool
+) -> Batch:
+    row_lengths = [sum(lengths[i] for i in row) for row in rows]
     return Batch(
-        input_ids=input_ids,
-        labels=labels,
-        position_ids=position_ids,
-        document_ids=document_ids,
-        num_examples=sum(len(row) for row in rows),
-        real_tokens=real,
-        target_tokens=targets,
+        rows=tuple(tuple(examples[i] for i in row) for row in rows),
+        width=max(row_lengths),
+        pad_id=pad_id,
         packed=packed,
+        num_examples=sum(len(row) for row in rows),
+        real_tokens=sum(row_lengths),
+        target_tokens=sum(targets[i] for row in rows for i in row),
     )
+
+
+def _target_count(example: _TokenLists) -> int:
+    """Labels the loss counts: every label but IGNORE_INDEX, never the example's first."""
+    labels = example.labels
+    return len(labels) - labels.count(IGNORE_INDEX) - (labels[0] != IGNORE_INDEX)
 
 
 def pad_fraction(batches: Iterable[Batch]) -> float:

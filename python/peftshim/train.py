@@ -239,6 +239,8 @@ def train(spec: JobSpec, *, events: EventWriter, attempt: int, resume: bool, for
             scheduler.load_state_dict(loaded.scheduler)
             state = loaded.trainer
             state.job_fingerprint, state.data_fingerprint = spec.job_fingerprint, data_fp
+    if loaded is None:
+        ckpt.discard_stale(run_dir)
 
     events.start(attempt=attempt, versions=versions(), device=describe_device(device), trainable=trainable_count,
                  total=total_count, resumed_from_step=state.step if loaded is not None else None)

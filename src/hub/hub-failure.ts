@@ -42,7 +42,9 @@ export function hubFailure(error: unknown, context: { token?: HubToken; target: 
       retry,
     ]);
   }
-  const message = redact(error instanceof Error ? error.message : String(error), token);
+  const cause = error instanceof Error ? (error as { cause?: { code?: unknown; message?: unknown } }).cause : undefined;
+  const reason = cause?.code ?? cause?.message;
+  const message = redact(`${error instanceof Error ? error.message : String(error)}${reason ? ` (${String(reason)})` : ""}`, token);
   if (error instanceof TypeError && /must start with 'hf_'/.test(message)) {
     return new FailureError("PEFTCTL_HUB_AUTH", `the token ${tokenName} is not a Hugging Face access token (they start with hf_)`, [
       "set HF_TOKEN to a token from https://huggingface.co/settings/tokens, or run `huggingface-cli login`",

@@ -47,9 +47,10 @@ function bodySize(body: RequestInit["body"]): number {
 
 function describe(error: unknown): string {
   if (!(error instanceof Error)) return String(error);
-  const cause = (error as { cause?: unknown }).cause;
-  const code = cause && typeof cause === "object" && "code" in cause ? ` (${String((cause as { code: unknown }).code)})` : "";
-  return `${error.message}${code}`;
+  // undici says "fetch failed" and keeps the reason (ECONNRESET, ECONNREFUSED, ...) in the cause.
+  const cause = (error as { cause?: { code?: unknown; message?: unknown } }).cause;
+  const detail = cause?.code ?? cause?.message;
+  return detail ? `${error.message} (${String(detail)})` : error.message;
 }
 
 export function createRetryingFetch(options: RetryOptions = {}): typeof fetch {
@@ -96,7 +97,7 @@ export function createRetryingFetch(options: RetryOptions = {}): typeof fetch {
       if (Date.now() - started + delayMs > totalTimeMs) {
         // The caller sees the last answer itself (status, message), or why there was none.
         if (response) return response;
-        throw new TypeError(`gave up on ${url} after ${attempt} attempts in ${Date.now() - started} ms: ${reason}`);
+        throw new TypeError(`gave up on ${new URL(url).pathname} after ${attempt} attempts in ${Date.now() - started} ms: ${reason}`);
       }
       await response?.body?.cancel().catch(() => undefined);
       options.onRetry?.({ url, attempt, delayMs, reason });

@@ -8,7 +8,7 @@
  * Events are followed from events.jsonl, which the shim appends to, so an orphan's events can be
  * read by a later controller the same way.
  */
-import { closeSync, openSync, readFileSync } from "node:fs";
+import { closeSync, openSync, readFileSync, watch, type FSWatcher } from "node:fs";
 import path from "node:path";
 import { execa } from "execa";
 import type { ShimEvent } from "../runs/events.ts";
@@ -74,7 +74,7 @@ export class LocalExecutor implements Executor {
 
   constructor(options: LocalExecutorOptions = {}) {
     this.env = options.env ?? process.env;
-    this.pollMs = options.pollMs ?? 200;
+    this.pollMs = options.pollMs ?? 500;
   }
 
   async prepare(_run: RunRef): Promise<void> {}
@@ -120,10 +120,19 @@ export class LocalExecutor implements Executor {
         for (const listener of listeners) listener(event);
       }
     };
+    // fs.watch for low latency where it works; the interval for filesystems where it does not.
+    let watcher: FSWatcher | undefined;
+    try {
+      watcher = watch(dir, { persistent: false }, () => deliver());
+      watcher.on("error", () => watcher?.close());
+    } catch {
+      watcher = undefined;
+    }
     const timer = setInterval(deliver, this.pollMs);
 
     const done: Promise<JobResult> = child.then((result) => {
       clearInterval(timer);
+      watcher?.close();
       deliver();
       const exitCode = typeof result.exitCode === "number" ? result.exitCode : null;
       const signal = result.signal ?? null;

@@ -8,6 +8,7 @@ import path from "node:path";
 import { pino } from "pino";
 import { parse } from "yaml";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { autoPushRun } from "../../src/hub/auto-push.ts";
 import { pushRun } from "../../src/hub/push-run.ts";
 import type { PushOptions, PushResult, PushSuccess } from "../../src/hub/types.ts";
 import { readStatus } from "../../src/runs/store.ts";
@@ -141,6 +142,18 @@ describe("pushRun", () => {
     const override = expectOk(await pushRun(branched[0]!.dir, options({ repo: "alice/mine", branch: "v1", private: true })));
     expect(override).toMatchObject({ repo: "alice/mine", branch: "v1" });
     expect(hub.isPrivate("alice/mine")).toBe(true);
+  });
+});
+
+describe("autoPushRun (the run hook)", () => {
+  it("pushes only runs whose config has hub: with auto_push, and records the outcome", async () => {
+    const { dir, job } = freshRun();
+    expect(await autoPushRun(dir, { hub: undefined }, options())).toBeUndefined();
+    expect(await autoPushRun(dir, { hub: { ...job.hub!, auto_push: false } }, options())).toBeUndefined();
+    expect(hub.requests).toHaveLength(0);
+    const result = expectOk((await autoPushRun(dir, job, options()))!);
+    expect(readStatus(dir).push).toMatchObject({ state: "pushed", commit: result.commitOid });
+    expect(readStatus(dir).state).toBe("succeeded");
   });
 });
 

@@ -71,7 +71,7 @@ describe("createRetryingFetch", () => {
   it("stops retrying when the total time is spent, and never retries after the caller aborts", async () => {
     const { transport, calls } = scripted([new TypeError("fetch failed"), new TypeError("fetch failed")]);
     const fetchWithRetry = createRetryingFetch({ ...fast, baseDelayMs: 1000, totalTimeMs: 10, random: () => 1, fetch: transport });
-    await expect(fetchWithRetry("http://hub/a")).rejects.toThrow(/gave up on http:\/\/hub\/a after 1 attempts/);
+    await expect(fetchWithRetry("http://hub/a")).rejects.toThrow(/gave up on \/a after 1 attempts/);
     expect(calls).toHaveLength(1);
 
     const caller = new AbortController();

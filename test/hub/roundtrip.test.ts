@@ -9,6 +9,7 @@ import os from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
 import { downloadFile, listFiles } from "@huggingface/hub";
+import { pino } from "pino";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { pushRun } from "../../src/hub/push-run.ts";
 import { projectRoot } from "../../src/shim.ts";
@@ -53,7 +54,7 @@ describe("round trip through the Hub", () => {
     const { dir, job } = makeRunDir(path.join(root, "runs"), adapter, {
       hub: { repo: "peft-org/roundtrip", private: true, layout: "branch-per-run", auto_push: true, license: "apache-2.0", datasets: [] },
     });
-    const result = await pushRun(dir, { env: { HF_TOKEN: TOKEN, HF_ENDPOINT: hub.url } });
+    const result = await pushRun(dir, { env: { HF_TOKEN: TOKEN, HF_ENDPOINT: hub.url }, log: pino({ level: "silent" }) });
     if (!result.ok) throw result.error;
     const downloaded = path.join(root, "downloaded");
     const files = await downloadAll(job.hub!.repo, result.branch, downloaded);

@@ -49,7 +49,7 @@ describe("controller process", () => {
 
   it("kill -9 of the controller: the orphaned shim is stopped, then the run resumes; nothing runs twice", async () => {
     const runsDir = tempRunsDir();
-    const a = makeRun(runsDir, "a", { fake: { steps: 30, step_ms: 50, checkpoint_every: 5 } });
+    const a = makeRun(runsDir, "a", { fake: { steps: 150, step_ms: 50, checkpoint_every: 5 } });
     const b = makeRun(runsDir, "b", { fake: { steps: 5, step_ms: 20 } });
     const child = controller(runsDir, ["resume", "fake-exp"]);
     await until(progressed(a, 7));
