@@ -139,7 +139,7 @@ def _best_fit_decreasing(order: list[int], lengths: list[int], capacity: int) ->
     """Bins of example indices, each summing to <= capacity.
 
     Best-fit decreasing keeps rows nearly full (within 11/9 of optimal); a sorted list of remaining
-    capacities makes each placement a bisection, so ~100k examples pack in well under a second.
+    capacities makes each placement a bisection (90k ExTES-sized examples: ~1 s).
     The stable sort keeps the shuffled order among equal lengths, so the rows vary with the epoch.
     """
     bins: list[list[int]] = []

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from transformers import LlamaForCausalLM
+from transformers import GPT2Config, GPT2LMHeadModel, LlamaForCausalLM
 
 from peftshim.model import TINY_LLAMA, builtin_config, load_base_model
 from peftshim.packing import IGNORE_INDEX, collate, make_batches, pad_fraction
@@ -39,34 +39,43 @@ def allowed_attention() -> list[str]:
     return ["sdpa", "eager"] + (["flex_attention"] if torch.cuda.is_available() else [])
 
 
-@pytest.mark.parametrize("attn", allowed_attention())
-def test_packed_logits_equal_each_example_alone(attn: str) -> None:
-    device = torch.device("cuda" if attn == "flex_attention" else "cpu")
-    torch.manual_seed(0)
-    model = LlamaForCausalLM(builtin_config(TINY_LLAMA, VOCAB, attn=attn)).to(device).eval()
+def assert_packed_equals_alone(model: torch.nn.Module, attn: str, device: torch.device) -> None:
     examples = random_examples(9, seed=3, low=5, high=40)
     batches = make_batches(examples, max_length=96, micro_batch_size=2, packing=True, pad_id=0, seed=1, epoch=0)
-    assert any(len(set(row)) > 2 for b in batches for row in b.document_ids), "nothing was packed together"
-    by_tokens = {tuple(e.input_ids): e for e in examples}
+    assert any(len(row) > 1 for b in batches for row in b.rows), "nothing was packed together"
     checked = 0
     with torch.no_grad():
         for batch in batches:
             inputs = collate(batch, attn_implementation=attn, device=device, dtype=torch.float32)
             packed_logits = model(**{k: v for k, v in inputs.items() if k != "labels"}).logits
-            for r, documents in enumerate(batch.document_ids):
-                starts = [t for t in range(len(documents)) if t == 0 or documents[t] != documents[t - 1]]
-                for start in starts:
-                    end = start + 1
-                    while end < len(documents) and documents[end] == documents[start]:
-                        end += 1
-                    tokens = tuple(batch.input_ids[r][start:end])
-                    if tokens not in by_tokens:  # the padding document
-                        continue
-                    alone = model(input_ids=torch.tensor([tokens], device=device)).logits[0]
+            for r, row in enumerate(batch.rows):
+                start = 0
+                for example in row:
+                    end = start + len(example.input_ids)
+                    assert batch.input_ids[r][start:end] == list(example.input_ids)
+                    alone = model(input_ids=torch.tensor([example.input_ids], device=device)).logits[0]
                     difference = (packed_logits[r, start:end] - alone).abs().max().item()
                     assert difference < 1e-4, f"{attn}: example at row {r} [{start}:{end}] differs by {difference}"
                     checked += 1
+                    start = end
     assert checked == len(examples)
+
+
+@pytest.mark.parametrize("attn", allowed_attention())
+def test_packed_logits_equal_each_example_alone(attn: str) -> None:
+    device = torch.device("cuda" if attn == "flex_attention" else "cpu")
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(builtin_config(TINY_LLAMA, VOCAB, attn=attn)).to(device).eval()
+    assert_packed_equals_alone(model, attn, device)
+
+
+@pytest.mark.parametrize("attn", ["sdpa", "eager"])
+def test_packing_isolates_on_gpt2_too(attn: str) -> None:
+    # the DialoGPT baseline (full fine-tuning) is a GPT-2 and packs like the LLaMAs
+    torch.manual_seed(0)
+    config = GPT2Config(vocab_size=VOCAB, n_positions=128, n_embd=64, n_layer=2, n_head=2, attn_implementation=attn,
+                        bos_token_id=1, eos_token_id=1)
+    assert_packed_equals_alone(GPT2LMHeadModel(config).eval(), attn, torch.device("cpu"))
 
 
 def test_restarting_positions_alone_would_not_isolate() -> None:

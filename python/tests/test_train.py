@@ -17,16 +17,17 @@ from helpers_train import run_main_in_process, events_of, read_events, small_job
 
 from peftshim.events import EVENT_FIELDS
 
-# Per method: its settings, lr, and the least relative fall of the logged loss over 60 steps.
-# The base is a random-weight model, so what a method can learn is bounded by what it can change:
-# full fine-tuning, and LoRA or IA3 reaching the output layer (lm_head), bring the loss down by 30%;
-# methods that only act inside attention (LLaMA-Adapter, prefix tuning) cannot move the output
-# distribution of a random lm_head far (measured: 6-12% in 60 steps at lr 1e-2..3e-1), so for them
-# the test asks for a clear but smaller fall.
+LLAMA_LINEAR = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+# Per method: its settings, lr, and the least relative fall of the loss over 60 steps.
+# The base has random weights, so what a method can learn is bounded by what it can change: full
+# fine-tuning, and LoRA or IA3 reaching the output layer (lm_head), cut the loss by 30% (IA3: 25%,
+# measured 30%). Methods that act only inside attention (LLaMA-Adapter, prefix tuning) cannot move a
+# random lm_head's output distribution far: measured 6-12% in 60 steps at lr 1e-2..3e-1 (28% and
+# 21% with the tiny model initialised at std 0.1 instead of 0.02), so for them a clear 5% fall.
 METHODS: dict[str, tuple[dict[str, Any], float, float]] = {
-    "lora": ({"kind": "lora", "target_modules": ["q_proj", "v_proj", "lm_head"]}, 3e-2, 0.30),
+    "lora": ({"kind": "lora", "target_modules": [*LLAMA_LINEAR, "lm_head"]}, 3e-3, 0.30),
     "full": ({"kind": "full"}, 3e-3, 0.30),
-    "ia3": ({"kind": "ia3", "target_modules": ["k_proj", "v_proj", "down_proj", "lm_head"]}, 1e-1, 0.20),
+    "ia3": ({"kind": "ia3", "target_modules": ["k_proj", "v_proj", "down_proj", "lm_head"]}, 2e-1, 0.25),
     "adapter": ({"kind": "adapter", "adapter_layers": 4}, 1e-1, 0.05),
     "prefix": ({"kind": "prefix"}, 1e-1, 0.05),
 }
@@ -37,7 +38,7 @@ def train_job(run_dir: Path, method: dict[str, Any], lr: float) -> Path:
     spec = small_job(
         run_dir,
         method=method,
-        train={"max_steps": STEPS, "lr": lr, "lr_scheduler": "constant", "warmup_steps": 0, "log_every_steps": 5,
+        train={"max_steps": STEPS, "lr": lr, "lr_scheduler": "constant", "warmup_steps": 0, "log_every_steps": 1,
                "batch_size": 4, "micro_batch_size": 4, "gradient_accumulation_steps": 1},
         eval={"every_steps": 30, "generate": {"samples": 2, "max_new_tokens": 4}},
         checkpoint={"every_steps": 30, "keep_last": 1, "keep_adapters": "last"},
@@ -53,7 +54,7 @@ def check_event_shapes(events: list[dict[str, Any]], run_id: str) -> None:
     types = [e["type"] for e in events]
     assert types[:2] == ["start", "data"] and types[-1] == "done"
     progress = events_of(events, "progress")
-    assert [p["step"] for p in progress] == list(range(5, STEPS + 1, 5))
+    assert [p["step"] for p in progress] == list(range(1, STEPS + 1))
     assert all(p["total_steps"] == STEPS and p["tokens_per_s"] > 0 and p["eta_s"] >= 0 for p in progress)
     assert [e["step"] for e in events_of(events, "eval")] == [30, 60]
     assert [e["step"] for e in events_of(events, "checkpoint")] == [30, 60]
@@ -94,10 +95,12 @@ def test_smoke_training_learns_and_leaves_a_loadable_adapter(tmp_path: Path, met
     assert stdout_events == events  # the same lines on stdout and in events.jsonl
     check_event_shapes(events, run_dir.name)
 
+    # The first step's loss (the untrained model's) against the mean of the last five steps.
     losses = [p["loss"] for p in events_of(events, "progress")]
+    first, last = losses[0], sum(losses[-5:]) / 5
     with capsys.disabled():
-        print(f" {method}: loss {losses[0]:.3f} -> {losses[-1]:.3f} ({1 - losses[-1] / losses[0]:.0%} lower)")
-    assert losses[-1] <= (1 - least_fall) * losses[0], f"{method}: loss {losses[0]:.3f} -> {losses[-1]:.3f}"
+        print(f" {method}: loss {first:.3f} -> {last:.3f} ({1 - last / first:.0%} lower)")
+    assert last <= (1 - least_fall) * first, f"{method}: loss {first:.3f} -> {last:.3f}"
 
     done = events_of(events, "done")[0]
     metrics = done["metrics"]

@@ -21,6 +21,8 @@ export async function detectGpus(env: NodeJS.ProcessEnv = process.env): Promise<
   const fake = parseVisible(env.PEFTCTL_FAKE_GPUS);
   if (fake) return { gpus: fake.map((id) => ({ id, name: "simulated GPU", memoryMiB: null })), source: "fake" };
   const result = await execa("nvidia-smi", ["--query-gpu=index,uuid,name,memory.total", "--format=csv,noheader,nounits"], {
+    env,
+    extendEnv: false,
     reject: false,
     timeout: 15_000,
   });

@@ -151,15 +151,17 @@ export class Scheduler {
     const pending = orderRuns(runs);
     const running = new Set<Promise<void>>();
 
+    // GPUs per run, read once (a placement pass looks at every pending run).
+    const gpusOf = new Map(pending.map((p) => [p.run.dir, readJob(p.run.dir).resources.gpus]));
     // Runs that can never fit fail before anything starts.
     for (const scheduled of [...pending]) {
-      const job = readJob(scheduled.run.dir);
-      if (!pool.satisfiable(job.resources.gpus)) {
+      const gpus = gpusOf.get(scheduled.run.dir)!;
+      if (!pool.satisfiable(gpus)) {
         pending.splice(pending.indexOf(scheduled), 1);
         this.setStatus(scheduled.run, {
           state: "failed",
           ended_at: nowIso(),
-          error: { kind: "resources", message: `needs ${job.resources.gpus} GPUs; this host has ${pool.gpuCount}` },
+          error: { kind: "resources", message: `needs ${gpus} GPUs; this host has ${pool.gpuCount}`, retryable: true },
         });
         result.failed.push(scheduled.run);
       }
@@ -169,8 +171,7 @@ export class Scheduler {
       if (!this.stopping) {
         for (let i = 0; i < pending.length; ) {
           const scheduled = pending[i]!;
-          const job = readJob(scheduled.run.dir);
-          const devices = pool.take(job.resources.gpus);
+          const devices = pool.take(gpusOf.get(scheduled.run.dir)!);
           if (!devices) {
             i++;
             continue;
@@ -209,7 +210,8 @@ export class Scheduler {
     try {
       await this.options.executor.prepare(run);
       for (;;) {
-        if (this.stopping) {
+        // `peftctl stop` may have asked while the run was waiting for devices or between attempts.
+        if (this.stopping || readStatus(run.dir).stop_requested_at !== null) {
           this.setStatus(run, { state: "interrupted", pid: null, pid_start_time: null, ended_at: nowIso() });
           result.interrupted.push(run);
           return;
@@ -233,7 +235,6 @@ export class Scheduler {
           exit_code: null,
           signal: null,
           error: null,
-          stop_requested_at: null,
         });
         this.follow(run, handle);
         const attemptResult = await handle.wait();
@@ -315,27 +316,26 @@ export class Scheduler {
   private follow(run: RunRef, handle: JobHandle): void {
     const interval = this.options.progressWriteMs ?? 2_000;
     let lastWrite = 0;
+    // The newest position, written with whatever status write comes next (progress writes are throttled).
+    const position: Partial<Pick<RunStatus, "step" | "total_steps">> = {};
     handle.onEvent((event) => {
       this.options.onEvent?.(run, event);
-      const change: Partial<RunStatus> = {};
       if (event.type === "progress") {
-        change.step = event.step;
-        change.total_steps = event.total_steps;
+        position.step = event.step;
+        position.total_steps = event.total_steps;
         if (Date.now() - lastWrite < interval) return;
-      } else if (event.type === "eval") {
-        change.step = event.step;
-      } else if (event.type === "checkpoint" || event.type === "interrupted" || event.type === "done") {
-        change.step = event.step;
-      } else if (event.type !== "start" && event.type !== "error") {
+      } else if (event.type === "eval" || event.type === "checkpoint" || event.type === "interrupted" || event.type === "done") {
+        position.step = event.step;
+      } else if (event.type === "start") {
+        if (event.resumed_from_step !== null) position.step = event.resumed_from_step;
+      } else if (event.type !== "error") {
         return;
       }
       lastWrite = Date.now();
-      this.setStatus(run, (current) => {
-        const next: Partial<RunStatus> = { ...change };
-        if (event.type === "eval") next.best_eval_loss = current.best_eval_loss === null ? event.loss : Math.min(current.best_eval_loss, event.loss);
-        if (event.type === "start" && event.resumed_from_step !== null) next.step = event.resumed_from_step;
-        return next;
-      });
+      this.setStatus(run, (current) => ({
+        ...position,
+        ...(event.type === "eval" ? { best_eval_loss: current.best_eval_loss === null ? event.loss : Math.min(current.best_eval_loss, event.loss) } : {}),
+      }));
     });
   }
 }

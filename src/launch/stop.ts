@@ -10,7 +10,7 @@ import { nowIso, readStatus, updateStatus, type RunRef, type RunState } from "..
 import { signalGroup } from "./local.ts";
 import { reclaimOrphan } from "./orphans.ts";
 
-export type StopResult = { run: RunRef; outcome: "stopped" | "killed" | "not running"; state: RunState };
+export type StopResult = { run: RunRef; outcome: "stopped" | "killed" | "dequeued" | "not running"; state: RunState };
 
 async function waitUntil(predicate: () => boolean, ms: number): Promise<boolean> {
   const deadline = Date.now() + ms;
@@ -24,6 +24,16 @@ async function waitUntil(predicate: () => boolean, ms: number): Promise<boolean>
 export async function stopRuns(runs: readonly RunRef[], options: { waitMs?: number } = {}): Promise<StopResult[]> {
   const waitMs = options.waitMs ?? 120_000;
   const targets = runs.map((run) => ({ run, status: readStatus(run.dir) })).filter(({ status }) => status.state === "running" && isSameProcessAlive(status.pid, status.pid_start_time));
+  // Queued runs of a live controller first, so that stopping a running one frees no slot for them.
+  const dequeued = new Set<RunRef>();
+  for (const run of runs) {
+    const status = readStatus(run.dir);
+    const holder = lockHolder(run.dir);
+    if (status.state === "queued" && holder && isHolderAlive(holder)) {
+      updateStatus(run.dir, () => ({ stop_requested_at: nowIso() }));
+      dequeued.add(run);
+    }
+  }
   for (const { run, status } of targets) {
     updateStatus(run.dir, () => ({ stop_requested_at: nowIso() }));
     signalGroup(status.pid!, "SIGTERM");
@@ -32,7 +42,9 @@ export async function stopRuns(runs: readonly RunRef[], options: { waitMs?: numb
   for (const run of runs) {
     const target = targets.find((t) => t.run === run);
     if (!target) {
-      results.push({ run, outcome: "not running", state: readStatus(run.dir).state });
+      // A dequeued run's controller checks stop_requested_at before launching it.
+      if (dequeued.has(run)) await waitUntil(() => readStatus(run.dir).state !== "queued", 5_000);
+      results.push({ run, outcome: dequeued.has(run) ? "dequeued" : "not running", state: readStatus(run.dir).state });
       continue;
     }
     const { pid, pid_start_time } = target.status;

@@ -1,7 +1,7 @@
 /**
  * What `run` and `resume` do once run dirs exist: launch the sweep with live progress, then print
  * the status table and the adapters, and turn the outcome into an exit code
- * (0 all succeeded, 1 any failed, 130 interrupted by the user).
+ * (0 all succeeded, 1 any failed, 130 any interrupted by the user: Ctrl-C or `peftctl stop`).
  */
 import { ExitCode } from "../errors.ts";
 import type { JobSpec } from "../plan/jobspec.ts";
@@ -56,6 +56,8 @@ export async function trackSweep(runs: RunRef[], options: TrackOptions): Promise
     }
   }
   const anyFailed = rows.some((r) => r.state === "failed");
-  const exitCode = report.interruptedByUser ? ExitCode.interrupted : anyFailed ? ExitCode.failure : ExitCode.ok;
+  // Interrupted by the user, through Ctrl-C here or `peftctl stop` elsewhere: 130, before failures.
+  const anyInterrupted = report.interruptedByUser || rows.some((r) => r.state === "interrupted");
+  const exitCode = anyInterrupted ? ExitCode.interrupted : anyFailed ? ExitCode.failure : ExitCode.ok;
   return { exitCode, report };
 }

@@ -120,7 +120,8 @@ export class ProgressView {
     if (this.mode !== "tty") return;
     const running = [...this.states.values()].filter((s) => s.state === "running").map((s) => this.jobLine(s.run));
     const block = [...running, this.summaryLine()];
-    const columns = (this.out as { columns?: number }).columns ?? 120;
+    const reported = (this.out as { columns?: number }).columns;
+    const columns = reported && reported > 1 ? reported : 200; // 0 when the terminal size is unknown
     this.clearBlock();
     this.out.write(block.map((l) => `${l.slice(0, columns - 1)}\n`).join(""));
     this.drawn = block.length;

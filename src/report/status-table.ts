@@ -1,4 +1,6 @@
 /** The status table of `peftctl status` and of the end of `peftctl run`. */
+import os from "node:os";
+import { isSameProcessAlive } from "../runs/proc.ts";
 import { readStatus, type RunRef, type RunStatus } from "../runs/store.ts";
 import { formatDuration, renderTable } from "./format.ts";
 
@@ -23,7 +25,15 @@ export function renderStatusTable(rows: readonly StatusRow[]): string {
       row.best_eval_loss === null ? "-" : row.best_eval_loss.toFixed(4),
       formatDuration(row.elapsed_s),
       row.devices.length > 0 ? row.devices.join(",") : "-",
-      row.error ? `${row.error.kind}: ${row.error.message.split("\n")[0]!.slice(0, 80)}` : row.attempts > 1 ? `${row.attempts} attempts` : "",
+      note(row),
     ]),
   );
+}
+
+function note(row: StatusRow): string {
+  if (row.state === "running" && row.host === os.hostname() && !isSameProcessAlive(row.pid, row.pid_start_time)) {
+    return "process gone (its controller died?): 'peftctl resume' settles and resumes it";
+  }
+  if (row.error) return `${row.error.kind}: ${row.error.message.split("\n")[0]!.slice(0, 80)}`;
+  return row.attempts > 1 ? `${row.attempts} attempts` : "";
 }

@@ -47,6 +47,22 @@ describe("controller process", () => {
     expect(readStatus(run.dir).state).toBe("succeeded");
   });
 
+  it("a second Ctrl-C kills a job that ignores SIGTERM", async () => {
+    const runsDir = tempRunsDir();
+    const run = makeRun(runsDir, "hang", { fake: { steps: 1000, step_ms: 50, behaviour: "hang" } });
+    const child = controller(runsDir, ["resume", "fake-exp"]);
+    await until(progressed(run, 2));
+    child.kill("SIGINT");
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    const pid = readStatus(run.dir).pid;
+    expect(isSameProcessAlive(pid, readStatus(run.dir).pid_start_time)).toBe(true); // SIGTERM ignored
+    child.kill("SIGINT");
+    const result = await child;
+    expect(result.exitCode).toBe(130);
+    expect(result.stderr).toContain("killing running jobs");
+    expect(readStatus(run.dir)).toMatchObject({ state: "interrupted", signal: "SIGKILL" });
+  });
+
   it("kill -9 of the controller: the orphaned shim is stopped, then the run resumes; nothing runs twice", async () => {
     const runsDir = tempRunsDir();
     const a = makeRun(runsDir, "a", { fake: { steps: 150, step_ms: 50, checkpoint_every: 5 } });
@@ -90,16 +106,21 @@ describe("controller process", () => {
     }
   });
 
-  it("peftctl stop: the shim checkpoints, the controller marks it interrupted instead of retrying", async () => {
+  it("peftctl stop <experiment>: the shim checkpoints and is marked interrupted (not retried); queued runs never start", async () => {
     const runsDir = tempRunsDir();
     const run = makeRun(runsDir, "stopme", { retries: 3, fake: { steps: 100, step_ms: 50, checkpoint_every: 1000 } });
+    const waiting = makeRun(runsDir, "waiting", { fake: { steps: 3, step_ms: 20 } });
     const child = controller(runsDir, ["resume", "fake-exp"]);
     await until(progressed(run, 3));
-    const stop = await controller(runsDir, ["stop", "stopme"]);
+    const stop = await controller(runsDir, ["stop", "fake-exp"]);
     expect(stop.exitCode, stop.stderr).toBe(0);
     expect(stop.stdout).toContain("fake-exp/stopme: stopped (interrupted)");
+    expect(stop.stdout).toContain("fake-exp/waiting: dequeued (interrupted)");
     const result = await child;
-    expect(result.exitCode).toBe(0); // nothing failed; the run waits for resume
+    expect(result.exitCode).toBe(130); // interrupted by the user (through stop); the runs wait for resume
     expect(readStatus(run.dir)).toMatchObject({ state: "interrupted", attempts: 1 });
+    expect(readStatus(waiting.dir)).toMatchObject({ state: "interrupted", attempts: 0 });
+    expect(readEvents(waiting.dir)).toHaveLength(0);
+    expect(readEvents(run.dir).at(-1)).toMatchObject({ type: "interrupted", signal: "SIGTERM" });
   });
 });

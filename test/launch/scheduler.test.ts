@@ -17,7 +17,7 @@ describe("scheduler with the fake trainer", () => {
     const report = await launchSweep({ runs: [a, b], env: fakeEnv(), cpuSlots: 2 });
     expect(report.succeeded.map((r) => r.runId).sort()).toEqual(["a", "b"]);
     const status = readStatus(a.dir);
-    expect(status).toMatchObject({ state: "succeeded", step: 6, best_eval_loss: 1.5, attempts: 1, devices: ["cpu"] });
+    expect(status).toMatchObject({ state: "succeeded", step: 6, total_steps: 6, best_eval_loss: 1.5, attempts: 1, devices: ["cpu"] });
     expect(status.adapter_path).toMatch(/adapter$/);
     expect(starts(a)).toHaveLength(1);
   });
@@ -50,6 +50,19 @@ describe("scheduler with the fake trainer", () => {
     // Parallelism happened: some GPU jobs overlapped in time.
     const gpuSpans = spans.filter((s) => s.device !== "cpu");
     expect(gpuSpans.some((a) => gpuSpans.some((b) => a !== b && a.from < b.to && b.from < a.to))).toBe(true);
+  });
+
+  it("runs GPU jobs on the CPU when there is no GPU, and fails jobs that need more GPUs than the host has", async () => {
+    const runsDir = tempRunsDir();
+    const onCpu = makeRun(runsDir, "on-cpu", { gpus: 2, fake: { steps: 2, step_ms: 10 } });
+    const report = await launchSweep({ runs: [onCpu], env: fakeEnv({ PEFTCTL_FAKE_GPUS: "" }) });
+    expect(report.succeeded).toHaveLength(1);
+    expect(readStatus(onCpu.dir).devices).toEqual(["cpu"]);
+    const tooBig = makeRun(runsDir, "too-big", { gpus: 2, fake: { steps: 2, step_ms: 10 } });
+    const second = await launchSweep({ runs: [tooBig], env: fakeEnv({ PEFTCTL_FAKE_GPUS: "0" }) });
+    expect(second.failed).toHaveLength(1);
+    expect(readStatus(tooBig.dir).error).toMatchObject({ kind: "resources", message: "needs 2 GPUs; this host has 1" });
+    expect(readEvents(tooBig.dir)).toHaveLength(0);
   });
 
   it("retries exit 75 with --resume from the checkpoint", async () => {
