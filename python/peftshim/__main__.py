@@ -112,4 +112,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_code = main()
+    # Python restores the default handlers while it shuts down; a late second signal would then
+    # turn exit 75 into a death by signal. Nothing is left to stop now, so ignore them.
+    for late in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(late, signal.SIG_IGN)
+    sys.exit(exit_code)

@@ -11,9 +11,7 @@ import math
 import os
 import platform
 import random
-import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, Sequence
 
@@ -77,15 +75,6 @@ def versions() -> dict[str, str]:
 
     return {"python": platform.python_version(), "torch": torch.__version__, "transformers": transformers.__version__,
             "peft": peft.__version__}
-
-
-@dataclass
-class Splits:
-    train: list[Any]
-    valid: list[Any]
-    test_dialogues: list[Any]
-    test_examples: int
-    truncated: int
 
 
 def _data_params(spec: JobSpec) -> dict[str, Any]:
@@ -260,12 +249,16 @@ def train(spec: JobSpec, *, events: EventWriter, attempt: int, resume: bool, for
         return loss
 
     runtime_before = state.runtime_s
+    # The checkpoint that holds the current state, if one does (an interruption then needs no other).
+    current: dict[int, Path] = {state.step: resumed_from} if resumed_from is not None else {}
 
     def save(eval_loss: float | None) -> ckpt.SavedCheckpoint:
         state.runtime_s = runtime_before + time.monotonic() - started
         saved = ckpt.save_checkpoint(run_dir, model=model, optimizer=optimizer, scheduler=scheduler, state=state,
                                      eval_loss=eval_loss, save_adapter=save_trainable)
         events.checkpoint(step=state.step, path=str(saved.path), manifest_sha256=saved.manifest_sha256)
+        current.clear()
+        current[state.step] = saved.path
         ckpt.apply_retention(run_dir, keep_last=spec.checkpoint.keep_last,
                              keep_adapters=spec.checkpoint.keep_adapters)
         return saved
@@ -338,9 +331,7 @@ def train(spec: JobSpec, *, events: EventWriter, attempt: int, resume: bool, for
     if stop.received is not None and state.step < total_steps:
         saved_path: str | None = None
         if state.step > 0:
-            # Nothing trained since the checkpoint this attempt resumed from: it is the one to name.
-            unchanged = loaded is not None and state.step == attempt_start_step
-            saved_path = str(resumed_from) if unchanged else str(save(eval_loss).path)
+            saved_path = str(current[state.step] if state.step in current else save(eval_loss).path)
         events.interrupted(step=state.step, checkpoint=saved_path, signal=stop.received)
         return EXIT_INTERRUPTED
 

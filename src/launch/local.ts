@@ -114,7 +114,13 @@ export class LocalExecutor implements Executor {
     let lastEvent: ShimEvent | undefined;
     let errorEvent: Extract<ShimEvent, { type: "error" }> | undefined;
     const deliver = () => {
-      for (const event of tail.poll()) {
+      let events: ShimEvent[];
+      try {
+        events = tail.poll();
+      } catch {
+        return; // events.jsonl briefly unreadable (replaced, permissions): the next poll reads it
+      }
+      for (const event of events) {
         lastEvent = event;
         if (event.type === "error") errorEvent = event;
         for (const listener of listeners) listener(event);
@@ -140,7 +146,7 @@ export class LocalExecutor implements Executor {
       let error: string | undefined;
       if (failed) {
         error = errorEvent?.message ?? (logTail(stderrFile, stderrOffset) || undefined);
-        if (!error && exitCode === null) error = result.message ?? `killed by ${signal ?? "a signal"}`;
+        if (!error && exitCode === null) error = signal ? `killed by ${signal}` : `could not start ${file}: ${result.shortMessage}`;
       }
       return { failed, exitCode, signal, durationMs: Date.now() - startedAt, lastEvent, error };
     });

@@ -72,6 +72,10 @@ export function classifyResult(result: JobResult, stopRequested: boolean): Outco
     case ShimExit.badInput:
       return { kind: "failed", error: { kind: errorEvent?.kind ?? "spec", message: result.error ?? "bad job spec or data", retryable: false } };
     case null:
+      if (result.signal === null) {
+        // Neither an exit code nor a signal: the process never started (no such Python, no permission).
+        return { kind: "failed", error: { kind: "launch", message: result.error ?? "the shim could not be started", retryable: true } };
+      }
       // Killed by a signal nobody here sent (the OOM killer, a node problem): the process was lost.
       return { kind: "retry", reason: "lost" };
     default:

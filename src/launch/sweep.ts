@@ -64,8 +64,10 @@ export async function launchSweep(options: SweepOptions): Promise<SweepReport> {
   const removeHandlers: Array<() => void> = [];
   try {
     const toRun: ScheduledRun[] = [];
-    for (const run of options.runs) {
-      const { outcome, status } = await reclaimOrphan(run, { graceMs: options.orphanGraceMs });
+    // All orphans at once: each may take the whole grace period to checkpoint.
+    const reclaimed = await Promise.all(options.runs.map((run) => reclaimOrphan(run, { graceMs: options.orphanGraceMs })));
+    for (const [index, run] of options.runs.entries()) {
+      const { outcome, status } = reclaimed[index]!;
       if (outcome === "stopped") log().warn(`${run.runId}: stopped the shim left running by a controller that died; it resumes from its checkpoint`);
       if (status.state === "succeeded") {
         report.skipped.push({ run, reason: "succeeded already" });

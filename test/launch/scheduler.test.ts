@@ -65,6 +65,15 @@ describe("scheduler with the fake trainer", () => {
     expect(readEvents(tooBig.dir)).toHaveLength(0);
   });
 
+  it("fails a run whose shim cannot be started, saying why", async () => {
+    const runsDir = tempRunsDir();
+    const run = makeRun(runsDir, "no-python", { fake: { steps: 2 } });
+    const report = await launchSweep({ runs: [run], env: fakeEnv({ PEFTCTL_PYTHON: "/nonexistent/python3" }) });
+    expect(report.failed).toHaveLength(1);
+    expect(readStatus(run.dir).error).toMatchObject({ kind: "launch" });
+    expect(readStatus(run.dir).error!.message).toContain("/nonexistent/python3");
+  });
+
   it("retries exit 75 with --resume from the checkpoint", async () => {
     const runsDir = tempRunsDir();
     const run = makeRun(runsDir, "i", { retries: 1, fake: { steps: 8, step_ms: 20, behaviour: "interrupt", at_step: 3 } });
