@@ -1,13 +1,11 @@
-import { readFileSync } from "node:fs";
 import path from "node:path";
 import type { Command } from "commander";
-import { formatDiagnostic, loadExperiment } from "../../config/index.ts";
 import { UserError } from "../../errors.ts";
 import { prepareRuns } from "../../launch/prepare.ts";
 import { trackSweep, type TrackOptions } from "../../launch/track.ts";
 import { log } from "../../log.ts";
-import { planExperiment } from "../../plan/index.ts";
-import { summarizeData } from "../../plan/tokens.ts";
+import { planConfig } from "../../experiment.ts";
+import { autoPushRun } from "../../hub/auto-push.ts";
 import { cliContext } from "../context.ts";
 
 function collect(value: string, previous: string[]): string[] {
@@ -21,10 +19,14 @@ export function parseCpuSlots(value: string): number {
 }
 
 /**
- * After a run succeeds: the place for the Hub auto-push (job.hub?.auto_push -> src/hub pushRun).
- * Left unset here; the lead wires it. Whatever it does, a failed push never fails the run.
+ * After a run succeeds: the Hub auto-push when the config has `hub:` with auto_push. autoPushRun
+ * never throws; its outcome (commit or error) lands in status.json's `push`, and the run stays succeeded.
  */
-export const onRunSucceeded: TrackOptions["onRunSucceeded"] = undefined;
+export const onRunSucceeded: TrackOptions["onRunSucceeded"] = async (run, _status, job) => {
+  const result = await autoPushRun(run.dir, job);
+  if (result && !result.ok) log().warn(`${path.basename(run.dir)}: push to the Hub failed (the run stays succeeded): ${result.error.message}`);
+  else if (result?.ok) log().info(`${path.basename(run.dir)}: pushed to ${result.url}`);
+};
 
 /** `peftctl run <config> [--set k=v ...]`: plan, prepare run dirs, launch, track until every job ends. */
 export function registerRun(program: Command): void {
@@ -37,17 +39,9 @@ export function registerRun(program: Command): void {
     .option("--retry-failed", "also retry runs that failed with a non-retryable error (bad spec or data)")
     .action(async (file: string, options: { set: string[]; cpuSlots?: number; retryFailed?: boolean }, command: Command) => {
       const context = cliContext(command);
-      const loaded = await loadExperiment(file, { set: options.set });
-      for (const warning of loaded.warnings) log().warn(formatDiagnostic(warning));
+      const { loaded, plan, warnings } = await planConfig(file, { set: options.set, runsDir: context.runsDir });
+      for (const warning of warnings) log().warn(warning);
       const { experiment } = loaded;
-      let dataSummary = null;
-      try {
-        dataSummary = summarizeData(experiment.data.format, readFileSync(experiment.data.path, "utf8"));
-      } catch {
-        // Unreadable data: the shim reports it (exit 2) with the details; the plan just lacks token estimates.
-      }
-      const plan = planExperiment(experiment, { runsDir: context.runsDir, dataSummary, pathRoot: path.dirname(loaded.configPath) });
-      for (const warning of plan.warnings) log().warn(warning);
       const runs = prepareRuns(
         plan.jobs.map((job) => job.spec),
         loaded.snapshotYaml,
