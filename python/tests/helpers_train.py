@@ -18,26 +18,31 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 PYTHON_DIR = PROJECT_ROOT / "python"
 SAMPLE_DATA = PROJECT_ROOT / "data" / "samples" / "extes-sample.json"
 
-# Defaults of src/config/schema.ts, section by section.
+SCHEMA = PROJECT_ROOT / "schema" / "experiment.schema.json"
+
+
+def _defaults(node: dict[str, Any]) -> dict[str, Any]:
+    """Every default of a JSON Schema object, nested objects included."""
+    out: dict[str, Any] = {}
+    for key, prop in node.get("properties", {}).items():
+        if prop.get("type") == "object" and "properties" in prop:
+            out[key] = _defaults(prop)
+        elif "default" in prop:
+            out[key] = copy.deepcopy(prop["default"])
+    return out
+
+
+# The defaults of src/config/schema.ts, read from the JSON Schema generated from it (a vitest checks
+# that it is fresh), so these tests build the same resolved specs as the planner without running it.
+_SCHEMA = json.loads(SCHEMA.read_text())["properties"]
 METHOD_DEFAULTS: dict[str, dict[str, Any]] = {
-    "lora": {"r": 8, "alpha": 16, "dropout": 0.05, "target_modules": ["q_proj", "v_proj"], "use_dora": False,
-             "use_rslora": False, "bias": "none"},
-    "adapter": {"adapter_len": 10, "adapter_layers": 30},
-    "ia3": {"target_modules": ["k_proj", "v_proj", "down_proj"], "feedforward_modules": ["down_proj"]},
-    "prefix": {"num_virtual_tokens": 20},
-    "prompt": {"num_virtual_tokens": 20},
-    "full": {},
+    variant["properties"]["kind"]["const"]: {k: v for k, v in _defaults(variant).items() if k != "kind"}
+    for variant in _SCHEMA["method"]["oneOf"]
 }
 DEFAULTS: dict[str, Any] = {
-    "model": {"base": "builtin:tiny-llama", "dtype": "auto", "attn": "sdpa", "trust_remote_code": False},
-    "data": {"format": "extes", "strategy": "inline", "max_length": 1024, "packing": True,
-             "split": {"train": 0.8, "valid": 0.1, "test": 0.1, "seed": 42}},
-    "train": {"epochs": 3, "lr": 3e-4, "lr_scheduler": "cosine", "batch_size": 128, "micro_batch_size": 4,
-              "warmup_steps": 100, "weight_decay": 0, "max_grad_norm": 1.0, "gradient_checkpointing": False,
-              "seed": 1337, "log_every_steps": 10},
-    "eval": {"every_steps": 200, "generate": {"max_new_tokens": 64, "samples": 200}},
-    "checkpoint": {"every_steps": 200, "keep_last": 2, "keep_adapters": "best"},
-    "resources": {"executor": "local", "gpus": 1, "gpu_memory_gb": 80, "retries": 2},
+    "model": {"base": "builtin:tiny-llama", **_defaults(_SCHEMA["model"])},
+    "data": {"format": "extes", **_defaults(_SCHEMA["data"])},
+    **{section: _defaults(_SCHEMA[section]) for section in ("train", "eval", "checkpoint", "resources")},
 }
 
 

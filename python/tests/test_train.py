@@ -20,16 +20,16 @@ from peftshim.events import EVENT_FIELDS
 LLAMA_LINEAR = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 # Per method: its settings, lr, and the least relative fall of the loss over 60 steps.
 # The base has random weights, so what a method can learn is bounded by what it can change: full
-# fine-tuning, and LoRA or IA3 reaching the output layer (lm_head), cut the loss by 30% (IA3: 25%,
-# measured 30%). Methods that act only inside attention (LLaMA-Adapter, prefix tuning) cannot move a
-# random lm_head's output distribution far: measured 6-12% in 60 steps at lr 1e-2..3e-1 (28% and
-# 21% with the tiny model initialised at std 0.1 instead of 0.02), so for them a clear 5% fall.
+# fine-tuning, LoRA or IA3 reaching the output layer (lm_head), and prefix tuning with 40 virtual
+# tokens cut the loss by 30% or more. LLaMA-Adapter acts only through gated attention to its adaption
+# prompts and cannot reshape a random lm_head's output distribution as far in 60 steps: measured 22-24%
+# at lr 0.1-0.3 and adapter_len 10-30 (tiny-llama init std 0.05), never 30%; it is held to 15%.
 METHODS: dict[str, tuple[dict[str, Any], float, float]] = {
     "lora": ({"kind": "lora", "target_modules": [*LLAMA_LINEAR, "lm_head"]}, 3e-3, 0.30),
     "full": ({"kind": "full"}, 3e-3, 0.30),
-    "ia3": ({"kind": "ia3", "target_modules": ["k_proj", "v_proj", "down_proj", "lm_head"]}, 2e-1, 0.25),
-    "adapter": ({"kind": "adapter", "adapter_layers": 4}, 1e-1, 0.05),
-    "prefix": ({"kind": "prefix"}, 1e-1, 0.05),
+    "ia3": ({"kind": "ia3", "target_modules": ["k_proj", "v_proj", "down_proj", "lm_head"]}, 2e-1, 0.30),
+    "adapter": ({"kind": "adapter", "adapter_layers": 4}, 1e-1, 0.15),
+    "prefix": ({"kind": "prefix", "num_virtual_tokens": 40}, 2e-1, 0.30),
 }
 STEPS = 60
 

@@ -17,12 +17,42 @@ export function editDistance(a: string, b: string): number {
   return d[a.length]![b.length]!;
 }
 
+/**
+ * What people coming from peft's LoraConfig, the HF Trainer or lit-llama write for our keys: too far
+ * from ours by spelling to be found as typos, and the most common mistake of all.
+ */
+const FOREIGN_NAMES: Record<string, string> = {
+  lora_r: "r",
+  rank: "r",
+  lora_rank: "r",
+  lora_alpha: "alpha",
+  lora_dropout: "dropout",
+  learning_rate: "lr",
+  num_epochs: "epochs",
+  num_train_epochs: "epochs",
+  per_device_train_batch_size: "micro_batch_size",
+  gradient_accumulation_steps: "batch_size",
+  warmup: "warmup_steps",
+  eval_steps: "every_steps",
+  save_steps: "every_steps",
+  save_total_limit: "keep_last",
+  model_name_or_path: "base",
+  torch_dtype: "dtype",
+  attn_implementation: "attn",
+  max_seq_length: "max_length",
+  cutoff_len: "max_length",
+  adapter_length: "adapter_len",
+};
+
 /** The candidate closest to `word`, if it is close enough to be a plausible typo. */
 export function nearestName(word: string, candidates: Iterable<string>): string | undefined {
   const lower = word.toLowerCase();
+  const names = [...candidates];
+  const ours = FOREIGN_NAMES[lower];
+  if (ours !== undefined && names.includes(ours)) return ours;
   let best: string | undefined;
   let bestDistance = Infinity;
-  for (const candidate of candidates) {
+  for (const candidate of names) {
     const distance = editDistance(lower, candidate.toLowerCase());
     if (distance < bestDistance) {
       best = candidate;

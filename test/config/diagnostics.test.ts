@@ -19,6 +19,16 @@ describe("schema errors", () => {
     ]);
   });
 
+  test("names from peft, the HF Trainer and lit-llama point to ours", async () => {
+    expect(await errorsOf(MINIMAL.replace("kind: lora", "kind: lora\n  lora_alpha: 16\n  rank: 8"))).toEqual([
+      "<dir>/a.yaml:6:3: method.lora_alpha: unknown key `lora_alpha` (did you mean `alpha`?)",
+      "<dir>/a.yaml:7:3: method.rank: unknown key `rank` (did you mean `r`?)",
+    ]);
+    expect(await errorsOf(`${MINIMAL}train:\n  learning_rate: 1.0e-4\n`)).toEqual([
+      "<dir>/a.yaml:10:3: train.learning_rate: unknown key `learning_rate` (did you mean `lr`?)",
+    ]);
+  });
+
   test("a missing required key points at its parent mapping", async () => {
     expect(await errorsOf("name: t\nmodel:\n  dtype: auto\nmethod:\n  kind: lora\n")).toEqual([
       "<dir>/a.yaml:1:1: data: missing required key `data` (training data)",
