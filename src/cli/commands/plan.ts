@@ -5,10 +5,7 @@ import type { Plan, PlannedJob } from "../../plan/index.ts";
 import { GIB } from "../../plan/memory.ts";
 import { formatSweepNumber } from "../../plan/runid.ts";
 import { cliContext } from "../context.ts";
-
-function collect(value: string, previous: string[]): string[] {
-  return [...previous, value];
-}
+import { setOption } from "../options.ts";
 
 const COLUMN_NOTES = [
   "micro x accum: examples (or packed rows) per forward pass per GPU x gradient accumulation steps",
@@ -24,7 +21,7 @@ export function registerPlan(program: Command): void {
     .command("plan")
     .description("expand an experiment's sweep into jobs and show them with memory and token estimates; launches nothing")
     .argument("<config>", "experiment config (YAML)")
-    .option("--set <key.path=value>", "override a config value (repeatable), e.g. --set method.r=16", collect, [])
+    .addOption(setOption())
     .addHelpText("after", `\nColumns:\n${COLUMN_NOTES.map((line) => `  ${line}`).join("\n")}\n\nWith --json: the resolved job specs (job.json of each run) as a JSON array on stdout.`)
     .action(async (file: string, options: { set: string[] }, command: Command) => {
       const context = cliContext(command);

@@ -7,10 +7,7 @@ import { log } from "../../log.ts";
 import { planConfig } from "../../experiment.ts";
 import { autoPushRun } from "../../hub/auto-push.ts";
 import { cliContext } from "../context.ts";
-
-function collect(value: string, previous: string[]): string[] {
-  return [...previous, value];
-}
+import { setOption } from "../options.ts";
 
 export function parseCpuSlots(value: string): number {
   const slots = Number(value);
@@ -34,7 +31,7 @@ export function registerRun(program: Command): void {
     .command("run")
     .description("plan, launch and track an experiment's runs; re-running skips finished runs and resumes interrupted ones")
     .argument("<config>", "experiment config (YAML)")
-    .option("--set <key.path=value>", "override a config value (repeatable), e.g. --set method.r=16", collect, [])
+    .addOption(setOption())
     .option("--cpu-slots <n>", "concurrent jobs on the CPU when there is no GPU (default $PEFTCTL_CPU_SLOTS or 1)", parseCpuSlots)
     .option("--retry-failed", "also retry runs that failed with a non-retryable error (bad spec or data)")
     .action(async (file: string, options: { set: string[]; cpuSlots?: number; retryFailed?: boolean }, command: Command) => {

@@ -2,10 +2,7 @@ import type { Command } from "commander";
 import { checkExperiment, formatDiagnostic } from "../../config/index.ts";
 import { UserError } from "../../errors.ts";
 import { cliContext } from "../context.ts";
-
-function collect(value: string, previous: string[]): string[] {
-  return [...previous, value];
-}
+import { setOption } from "../options.ts";
 
 /** `peftctl validate <config...>`: `ok <file>` per valid file; every error of every file, exit 2. */
 export function registerValidate(program: Command): void {
@@ -13,7 +10,7 @@ export function registerValidate(program: Command): void {
     .command("validate")
     .description("check experiment configs: schema, extends, --set, ${env:NAME}, cross-field rules")
     .argument("<config...>", "experiment config files (YAML)")
-    .option("--set <key.path=value>", "override a config value (repeatable), e.g. --set method.r=16", collect, [])
+    .addOption(setOption())
     .action(async (files: string[], options: { set: string[] }, command: Command) => {
       const context = cliContext(command);
       const results = [];

@@ -1,0 +1,271 @@
+/**
+ * The run store: runs/<experiment>/<run_id>/ with job.json, config.yaml, status.json, events.jsonl,
+ * stdout.log, stderr.log, env.json, metrics.json, checkpoints/, adapter/.
+ *
+ * The files are the source of truth: every status change is written atomically (temp file, fsync,
+ * rename), so a controller killed at any moment leaves either the old or the new status, never half.
+ */
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, statSync, writeSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { UserError } from "../errors.ts";
+import type { JobSpec } from "../plan/jobspec.ts";
+import { parseEventLine, type ShimEvent } from "./events.ts";
+
+export const RUN_FILES = {
+  job: "job.json",
+  config: "config.yaml",
+  status: "status.json",
+  events: "events.jsonl",
+  stdout: "stdout.log",
+  stderr: "stderr.log",
+  env: "env.json",
+  metrics: "metrics.json",
+  lock: ".lock",
+  checkpoints: "checkpoints",
+  adapter: "adapter",
+} as const;
+
+/** queued -> running -> succeeded | failed | interrupted; resume takes failed/interrupted back to queued. */
+export type RunState = "queued" | "running" | "succeeded" | "failed" | "interrupted";
+export const FINISHED_STATES: readonly RunState[] = ["succeeded", "failed", "interrupted"];
+
+export type RunError = { kind: string; message: string; retryable?: boolean };
+
+/** A micro-batch back-off after an out-of-memory exit (the global batch is kept). */
+export type OomBackoff = { attempt: number; micro_batch_size: number; gradient_accumulation_steps: number; at: string };
+
+/** The Hub publisher's record of a push (src/hub writes it through updateStatus). */
+export type PushRecord = {
+  state: "pushed" | "failed";
+  repo: string;
+  revision?: string;
+  url?: string;
+  commit?: string;
+  error?: string;
+  at: string;
+};
+
+export type RunStatus = {
+  schema_version: 1;
+  run_id: string;
+  experiment: string;
+  state: RunState;
+  /** Attempts started so far (the shim's --attempt of the newest one). */
+  attempts: number;
+  host: string | null;
+  /** The shim's process (the process-group leader); null when none is running. */
+  pid: number | null;
+  /** Start time of `pid` in clock ticks since boot (/proc/<pid>/stat field 22): tells a pid reused by another process apart. */
+  pid_start_time: number | null;
+  /** Device ids the run was given (CUDA_VISIBLE_DEVICES), or ["cpu"]. */
+  devices: string[];
+  created_at: string;
+  updated_at: string;
+  started_at: string | null;
+  ended_at: string | null;
+  step: number | null;
+  total_steps: number | null;
+  best_eval_loss: number | null;
+  exit_code: number | null;
+  signal: string | null;
+  error: RunError | null;
+  oom_backoffs: OomBackoff[];
+  adapter_path: string | null;
+  /** Set by `peftctl stop`: the attempt's exit 75 then means interrupted, not "retry". */
+  stop_requested_at: string | null;
+  push: PushRecord | null;
+};
+
+/** A run found on disk. */
+export type RunRef = { experiment: string; runId: string; dir: string };
+
+export function runDirOf(runsDir: string, experiment: string, runId: string): string {
+  return path.join(runsDir, experiment, runId);
+}
+
+export function runFile(dir: string, name: keyof typeof RUN_FILES): string {
+  return path.join(dir, RUN_FILES[name]);
+}
+
+export function nowIso(): string {
+  return new Date().toISOString();
+}
+
+/** Writes a file atomically: temp file in the same directory, fsync, rename over the target, fsync the directory. */
+export function writeFileAtomic(file: string, content: string): void {
+  const dir = path.dirname(file);
+  mkdirSync(dir, { recursive: true });
+  const temp = path.join(dir, `.${path.basename(file)}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`);
+  const fd = openSync(temp, "w", 0o644);
+  try {
+    writeSync(fd, content);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  renameSync(temp, file);
+  try {
+    const dirFd = openSync(dir, "r");
+    try {
+      fsyncSync(dirFd);
+    } finally {
+      closeSync(dirFd);
+    }
+  } catch {
+    // Some filesystems refuse fsync on a directory; the rename itself is still atomic.
+  }
+}
+
+export function writeJsonAtomic(file: string, value: unknown): void {
+  writeFileAtomic(file, `${JSON.stringify(value, null, 2)}\n`);
+}
+
+function readJson<T>(file: string): T {
+  return JSON.parse(readFileSync(file, "utf8")) as T;
+}
+
+export function initialStatus(job: Pick<JobSpec, "run_id" | "experiment">): RunStatus {
+  const now = nowIso();
+  return {
+    schema_version: 1,
+    run_id: job.run_id,
+    experiment: job.experiment,
+    state: "queued",
+    attempts: 0,
+    host: os.hostname(),
+    pid: null,
+    pid_start_time: null,
+    devices: [],
+    created_at: now,
+    updated_at: now,
+    started_at: null,
+    ended_at: null,
+    step: null,
+    total_steps: null,
+    best_eval_loss: null,
+    exit_code: null,
+    signal: null,
+    error: null,
+    oom_backoffs: [],
+    adapter_path: null,
+    stop_requested_at: null,
+    push: null,
+  };
+}
+
+export function hasRun(dir: string): boolean {
+  return existsSync(runFile(dir, "job"));
+}
+
+export function readJob(dir: string): JobSpec {
+  return readJson<JobSpec>(runFile(dir, "job"));
+}
+
+export function writeJob(dir: string, job: JobSpec): void {
+  writeJsonAtomic(runFile(dir, "job"), job);
+}
+
+/** The run's status; a run dir without status.json (prepared but never written) reads as queued. */
+export function readStatus(dir: string): RunStatus {
+  const file = runFile(dir, "status");
+  if (!existsSync(file)) return initialStatus(readJob(dir));
+  return { ...initialStatus(readJob(dir)), ...readJson<Partial<RunStatus>>(file) } as RunStatus;
+}
+
+export function writeStatus(dir: string, status: RunStatus): RunStatus {
+  const next = { ...status, updated_at: nowIso() };
+  writeJsonAtomic(runFile(dir, "status"), next);
+  return next;
+}
+
+/**
+ * Read-modify-write of status.json. `change` gets the current status and returns the fields to change.
+ * Atomic on disk; callers that may race (the controller and `peftctl push`) only touch their own fields.
+ */
+export function updateStatus(dir: string, change: (current: RunStatus) => Partial<RunStatus>): RunStatus {
+  const current = readStatus(dir);
+  return writeStatus(dir, { ...current, ...change(current) });
+}
+
+/** Every event in events.jsonl, in order; a torn last line (a killed writer) is skipped. */
+export function readEvents(dir: string): ShimEvent[] {
+  const file = runFile(dir, "events");
+  if (!existsSync(file)) return [];
+  const events: ShimEvent[] = [];
+  for (const line of readFileSync(file, "utf8").split("\n")) {
+    const event = parseEventLine(line);
+    if (event) events.push(event);
+  }
+  return events;
+}
+
+function isDirectory(p: string): boolean {
+  try {
+    return statSync(p).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
+/** Experiment names under the runs dir (directories holding at least one run). */
+export function listExperiments(runsDir: string): string[] {
+  if (!isDirectory(runsDir)) return [];
+  return readdirSync(runsDir)
+    .filter((name) => !name.startsWith(".") && isDirectory(path.join(runsDir, name)))
+    .filter((name) => listRuns(runsDir, name).length > 0)
+    .sort();
+}
+
+/** Runs of one experiment (run dirs that hold a job.json), sorted by run id. */
+export function listRuns(runsDir: string, experiment: string): RunRef[] {
+  const experimentDir = path.join(runsDir, experiment);
+  if (!isDirectory(experimentDir)) return [];
+  return readdirSync(experimentDir)
+    .filter((runId) => !runId.startsWith(".") && hasRun(path.join(experimentDir, runId)))
+    .sort()
+    .map((runId) => ({ experiment, runId, dir: path.join(experimentDir, runId) }));
+}
+
+export function allRuns(runsDir: string): RunRef[] {
+  return listExperiments(runsDir).flatMap((experiment) => listRuns(runsDir, experiment));
+}
+
+/**
+ * Resolves what a user typed: an experiment name (all its runs), a run id, or `<experiment>/<run_id>`.
+ * Returns [] when nothing matches; see requireRuns for the user-facing error.
+ */
+export function findRuns(runsDir: string, target: string): RunRef[] {
+  const slash = target.indexOf("/");
+  if (slash > 0) {
+    const experiment = target.slice(0, slash);
+    const runId = target.slice(slash + 1);
+    return listRuns(runsDir, experiment).filter((run) => run.runId === runId);
+  }
+  const asExperiment = listRuns(runsDir, target);
+  if (asExperiment.length > 0) return asExperiment;
+  return allRuns(runsDir).filter((run) => run.runId === target);
+}
+
+/** Like findRuns, but a target that matches nothing is a user error (exit 2) that says where it looked. */
+export function requireRuns(runsDir: string, target: string): RunRef[] {
+  const runs = findRuns(runsDir, target);
+  if (runs.length === 0) {
+    const experiments = listExperiments(runsDir);
+    throw new UserError("PEFTCTL_RUN_NOT_FOUND", `no run or experiment named '${target}' in ${runsDir}`, [
+      experiments.length > 0
+        ? `experiments there: ${experiments.join(", ")} (see 'peftctl ls' and 'peftctl status <experiment>')`
+        : "the runs dir holds no runs; pass --runs-dir DIR or set PEFTCTL_RUNS_DIR",
+    ]);
+  }
+  return runs;
+}
+
+/** Exactly one run (logs); an experiment with several runs is a user error listing them. */
+export function requireOneRun(runsDir: string, target: string): RunRef {
+  const runs = requireRuns(runsDir, target);
+  if (runs.length > 1) {
+    throw new UserError("PEFTCTL_USAGE", `'${target}' names ${runs.length} runs; name one of them`, runs.map((r) => `  ${r.experiment}/${r.runId}`));
+  }
+  return runs[0]!;
+}
