@@ -79,7 +79,9 @@ def test_sigterm_then_resume_matches_uninterrupted_run(tmp_path: Path, uninterru
     out, err = proc.communicate(timeout=300)
     assert proc.returncode == 75, err
     (interrupted,) = events_of(read_events(run_dir), "interrupted")
-    assert interrupted["signal"] == "SIGTERM" and 6 <= interrupted["step"] < TOTAL_STEPS
+    # Python runs pending handlers by signal number, so when both arrived during one torch call the
+    # SIGINT handler runs first: either name is the truth of what the shim saw first.
+    assert interrupted["signal"] in {"SIGTERM", "SIGINT"} and 6 <= interrupted["step"] < TOTAL_STEPS
     assert interrupted["checkpoint"] == str(run_dir / "checkpoints" / f"step-{interrupted['step']:06d}")
     assert not (run_dir / "adapter").exists()
     assert verify_checkpoint(Path(interrupted["checkpoint"]))["step"] == interrupted["step"]

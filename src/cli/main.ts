@@ -1,11 +1,16 @@
+import { readFileSync } from "node:fs";
+import path from "node:path";
 import { Command, CommanderError, Option } from "commander";
 import { ExitCode, PeftctlError } from "../errors.ts";
+import { projectRoot } from "../shim.ts";
 import { commands } from "./commands/index.ts";
+
+const { version } = JSON.parse(readFileSync(path.join(projectRoot, "package.json"), "utf8")) as { version: string };
 
 function buildProgram(): Command {
   const program = new Command("peftctl")
     .description("Plan, launch, track and publish parameter-efficient fine-tuning runs.")
-    .version(process.env.npm_package_version ?? "0.1.0")
+    .version(version)
     .addOption(new Option("--runs-dir <dir>", "run store root (default: $PEFTCTL_RUNS_DIR or ./runs)"))
     .addOption(
       new Option("--log-level <level>", "diagnostics on stderr")

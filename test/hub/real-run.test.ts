@@ -48,10 +48,17 @@ describe("a trained run through the Hub and back", () => {
     const runDir = path.join(runsDir, "smoke", runId!);
     expect(readStatus(runDir).state, trained.stdout + trained.stderr).toBe("succeeded");
 
+    // hub: is set (auto_push defaults to true), so `run` pushed the run when it succeeded
+    const autoPushed = readStatus(runDir).push!;
+    expect(autoPushed).toMatchObject({ state: "pushed", repo: expect.stringMatching(/^peft-org\/smoke-e2e-r4-/) });
+    const repo = autoPushed.repo;
+    const commitsAfterRun = hub.history(repo).length;
+    expect(hub.files(repo).has("adapter_model.safetensors")).toBe(true);
+
+    // pushing the unchanged run again by hand makes no new commit
     const pushed = await run(process.execPath, [CLI, "push", "smoke"], { env, cwd: projectRoot });
-    expect(pushed.stdout).toContain(`smoke/${runId} -> ${hub.url}/peft-org/smoke-e2e-`);
-    const repo = readStatus(runDir).push!.repo;
-    expect(readStatus(runDir).push).toMatchObject({ state: "pushed", repo: expect.stringMatching(/^peft-org\/smoke-e2e-r4-/) });
+    expect(pushed.stdout).toContain(`smoke/${runId} -> ${hub.url}/${repo} (unchanged`);
+    expect(hub.history(repo)).toHaveLength(commitsAfterRun);
 
     const downloaded = path.join(root, "downloaded");
     const params = { repo, hubUrl: hub.url, accessToken: TOKEN };
