@@ -15,20 +15,17 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
 import { execa } from "execa";
 import { DevicePool } from "../src/launch/devices.ts";
 import type { Executor, JobHandle, JobResult, StartRequest } from "../src/launch/executor.ts";
 import { LocalExecutor } from "../src/launch/local.ts";
 import { Scheduler, type ScheduledRun } from "../src/launch/scheduler.ts";
 import { setLogger, createLogger } from "../src/log.ts";
-import type { JobSpec } from "../src/plan/jobspec.ts";
 import type { ShimEvent } from "../src/runs/events.ts";
-import { initialStatus, runDirOf, writeJob, writeStatus, type RunRef } from "../src/runs/store.ts";
+import type { RunRef } from "../src/runs/store.ts";
+import { fakeEnv, makeRun, type FakeBehaviour } from "../test/launch/helpers.ts";
 
 setLogger(createLogger({ level: "warn" }));
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
-const fakeTrainer = path.join(root, "test/fixtures/fake-trainer.py");
 
 function seededRandom(seed: number): () => number {
   let state = seed >>> 0;
@@ -38,26 +35,10 @@ function seededRandom(seed: number): () => number {
   };
 }
 
-function makeRuns(runsDir: string, count: number, fake: object = {}): RunRef[] {
-  return Array.from({ length: count }, (_, i) => {
-    const runId = `job-${String(i).padStart(3, "0")}`;
-    const dir = runDirOf(runsDir, "bench", runId);
-    const job = {
-      schema_version: 1,
-      run_id: runId,
-      experiment: "bench",
-      run_dir: dir,
-      sweep_values: {},
-      train: { micro_batch_size: 1, gradient_accumulation_steps: 1 },
-      checkpoint: { every_steps: 1000, keep_last: 1 },
-      resources: { executor: "local", gpus: 1, gpu_memory_gb: 80, retries: 0 },
-      fingerprints: { job: "0".repeat(64) },
-      fake_trainer: fake,
-    } as unknown as JobSpec;
-    writeJob(dir, job);
-    writeStatus(dir, initialStatus(job));
-    return { experiment: "bench", runId, dir };
-  });
+function makeRuns(runsDir: string, count: number, fake: FakeBehaviour = {}): RunRef[] {
+  return Array.from({ length: count }, (_, i) =>
+    makeRun(runsDir, `job-${String(i).padStart(3, "0")}`, { experiment: "bench", gpus: 1, retries: 0, micro: 1, accumulation: 1, fake }),
+  );
 }
 
 /** A simulated executor on virtual time: jobs end when the virtual clock reaches start + duration. */
@@ -131,7 +112,7 @@ async function overhead(jobs: number): Promise<void> {
   const runsDir = mkdtempSync(path.join(os.tmpdir(), "peftctl-bench-"));
   try {
     const runs = makeRuns(runsDir, jobs, { steps: 1, step_ms: 0 });
-    const local = new LocalExecutor({ env: { ...process.env, PEFTCTL_PYTHON: "python3", PEFTCTL_SHIM_SCRIPT: fakeTrainer } });
+    const local = new LocalExecutor({ env: fakeEnv() });
     const spawnToEvent: number[] = [];
     const delivery: number[] = [];
     const startCall: number[] = [];

@@ -38,9 +38,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "python"))
 from peft import LoraConfig, get_peft_model  # noqa: E402
 from transformers import DataCollatorForSeq2Seq  # noqa: E402
 
+from peftshim.data import IGNORE_INDEX, Example  # noqa: E402
 from peftshim.methods import apply_method, count_parameters  # noqa: E402
 from peftshim.model import LLAMA_7B_SHAPE, TINY_LLAMA, build_builtin_model, load_base_model, resolve_dtype  # noqa: E402
-from peftshim.packing import IGNORE_INDEX, collate, make_batches  # noqa: E402
+from peftshim.packing import collate, make_batches  # noqa: E402
 from peftshim.spec import ModelSpec, SpecError  # noqa: E402
 
 LORA = {"kind": "lora", "r": 8, "alpha": 16, "dropout": 0.0, "target_modules": ["q_proj", "v_proj"],
@@ -48,12 +49,6 @@ LORA = {"kind": "lora", "r": 8, "alpha": 16, "dropout": 0.0, "target_modules": [
 # dense bf16 datasheet peaks (the anchors' MFU reference)
 PEAK_BF16_FLOPS = {"H100": 989e12, "H200": 989e12, "A100": 312e12}
 WARMUP_STEPS = 2
-
-
-@dataclass
-class Example:
-    input_ids: list[int]
-    labels: list[int]
 
 
 def dialogue_like_examples(count: int, *, max_length: int, vocab: int, seed: int) -> list[Example]:

@@ -27,6 +27,3 @@ export async function planConfig(file: string, options: { set?: string[]; runsDi
   const plan = planExperiment(loaded.experiment, { runsDir: options.runsDir, dataSummary, pathRoot: path.dirname(loaded.configPath) });
   return { loaded, plan, warnings: [...warnings, ...plan.warnings] };
 }
-
-
-/** `peftctl plan <config> [--set k=v ...] [--json]`: the jobs a run would launch, launching nothing. */

@@ -201,26 +201,21 @@ def save_checkpoint(
     eval_loss: float | None,
     save_adapter: Callable[[torch.nn.Module, Path], None],
 ) -> SavedCheckpoint:
-    """Writes step-XXXXXX atomically: temporary dir, fsync, rename, then MANIFEST.json last."""
-    root = checkpoints_root(run_dir)
-    root.mkdir(parents=True, exist_ok=True)
-    final = root / step_dir_name(state.step)
-    tmp = root / f".tmp-{final.name}"
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir()
-    save_adapter(model, tmp / ADAPTER_DIR)
-    save_file(trainable_tensors(model), str(tmp / TRAINABLE_FILE))
-    torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
-    torch.save(scheduler.state_dict(), tmp / "scheduler.pt")
-    torch.save(capture_rng(), tmp / "rng.pt")
-    (tmp / "trainer_state.json").write_text(json.dumps(asdict(state), indent=2) + "\n")
-    _fsync_tree(tmp)
-    if final.exists():
-        # A same-step leftover (e.g. renamed before an earlier attempt died, without a manifest).
-        shutil.rmtree(final)
-    os.replace(tmp, final)
-    _fsync_path(root)
+    """Writes step-XXXXXX atomically (write_atomic_dir), then MANIFEST.json last.
+
+    A same-step leftover (renamed before an earlier attempt died, without a manifest) is replaced.
+    """
+    final = checkpoints_root(run_dir) / step_dir_name(state.step)
+
+    def fill(tmp: Path) -> None:
+        save_adapter(model, tmp / ADAPTER_DIR)
+        save_file(trainable_tensors(model), str(tmp / TRAINABLE_FILE))
+        torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
+        torch.save(scheduler.state_dict(), tmp / "scheduler.pt")
+        torch.save(capture_rng(), tmp / "rng.pt")
+        (tmp / "trainer_state.json").write_text(json.dumps(asdict(state), indent=2) + "\n")
+
+    write_atomic_dir(final, fill)
     meta = {
         "step": state.step,
         "full_state": True,

@@ -499,11 +499,11 @@ class _Segments:
     A user turn is all opening. An assistant turn's opening ("Assistant: ", or the template's assistant
     header) ends the prompt and its body is the target; the tokenizer's eos is appended to the target
     unless the body already contains it (a chat template's own end of turn). As context, an assistant
-    turn is opening + body + `history_end` (the plain template's newline; "" for chat templates)."""
+    turn is opening + body + the plain template's newline (nothing for chat templates: their rendered
+    body already ends the turn)."""
 
     header: str
     turns: list[tuple[str, str, str]]
-    history_end: str
 
 
 def build_examples(
@@ -586,9 +586,11 @@ def _encode_dialogues(dialogues: Sequence[Dialogue], tokenizer: Any, strategy: s
     if getattr(tokenizer, "chat_template", None):
         segments = [_chat_segments(d, tokenizer, strategy) for d in dialogues]
         lead: list[int] = []  # the chat template writes its own bos, if it wants one
+        history_end: list[int] = []
     else:
         segments = [_plain_segments(d, strategy) for d in dialogues]
         lead = [tokenizer.bos_token_id] if tokenizer.bos_token_id is not None else []
+        history_end = _tokenize(tokenizer, [_NEWLINE])[0]
     eos = tokenizer.eos_token_id
     texts: list[str] = []
     for seg in segments:
@@ -598,11 +600,7 @@ def _encode_dialogues(dialogues: Sequence[Dialogue], tokenizer: Any, strategy: s
             texts.append(body)
     ids = iter(_tokenize(tokenizer, texts))
     encoded: list[_Encoded] = []
-    cache: dict[str, list[int]] = {}
     for seg in segments:
-        if seg.history_end not in cache:
-            cache[seg.history_end] = _tokenize(tokenizer, [seg.history_end])[0]
-        history_end = cache[seg.history_end]
         header = next(ids)
         turns: list[tuple[str, list[int], list[int], list[int]]] = []
         for role, _, _ in seg.turns:
@@ -635,7 +633,7 @@ def _plain_segments(dialogue: Dialogue, strategy: str) -> _Segments:
         else:
             turns.append(("assistant", _PLAIN_ASSISTANT, _assistant_text(turn, strategy)))
     header = _PLAIN_HEADER.format(situation=situation) if situation else ""
-    return _Segments(header, turns, _NEWLINE)
+    return _Segments(header, turns)
 
 
 def _chat_segments(dialogue: Dialogue, tokenizer: Any, strategy: str) -> _Segments:
@@ -702,7 +700,7 @@ def _cut_segments(
             _require_prefix(before, prompt)
             _require_prefix(prompt, after)
             cut.append(("assistant", prompt[len(before):], after[len(prompt):]))
-    return _Segments(rendered[0], cut, "")
+    return _Segments(rendered[0], cut)
 
 
 def _render_empty(tokenizer: Any) -> str:

@@ -126,32 +126,23 @@ def _ensure_pad_token(tokenizer: PreTrainedTokenizerBase, model: PreTrainedModel
 # --- built-in models ---------------------------------------------------------------------------
 
 
+# The architectures of the built-in models (src/plan/architectures.ts estimates memory from the same
+# numbers); tiny-llama's vocabulary is its tokenizer's, the 7B shape's is LLaMA's 32000.
+_BUILTIN_SIZES: dict[str, dict[str, int]] = {
+    TINY_LLAMA: dict(hidden_size=256, intermediate_size=688, num_hidden_layers=4, num_attention_heads=4,
+                     num_key_value_heads=2),
+    LLAMA_7B_SHAPE: dict(vocab_size=32000, hidden_size=4096, intermediate_size=11008, num_hidden_layers=32,
+                         num_attention_heads=32, num_key_value_heads=32),
+}
+
+
 def builtin_config(name: str, vocab_size: int, *, attn: str) -> LlamaConfig:
     """The architecture of a built-in model; `vocab_size` only matters for tiny-llama."""
-    if name == TINY_LLAMA:
-        sizes = dict(
-            vocab_size=vocab_size,
-            hidden_size=256,
-            intermediate_size=688,
-            num_hidden_layers=4,
-            num_attention_heads=4,
-            num_key_value_heads=2,
-            max_position_embeddings=2048,
-        )
-    elif name == LLAMA_7B_SHAPE:
-        if vocab_size > 32000:
-            raise ValueError(f"tokenizer has {vocab_size} tokens; builtin:llama-7b-shape has 32000")
-        sizes = dict(
-            vocab_size=32000,
-            hidden_size=4096,
-            intermediate_size=11008,
-            num_hidden_layers=32,
-            num_attention_heads=32,
-            num_key_value_heads=32,
-            max_position_embeddings=2048,
-        )
-    else:
+    if name not in _BUILTIN_SIZES:
         raise ValueError(f"unknown built-in model {name!r}")
+    sizes = {"vocab_size": vocab_size, "max_position_embeddings": 2048, **_BUILTIN_SIZES[name]}
+    if vocab_size > sizes["vocab_size"]:
+        raise ValueError(f"tokenizer has {vocab_size} tokens; {name} has {sizes['vocab_size']}")
     # tiny-llama draws its weights at std 0.05, not transformers' 0.02: with 256-wide rows at 0.02 the
     # random lm_head caps any logit near 0.02 * 16 * 16 = 5, so methods that only change hidden states
     # (LLaMA-Adapter, prefix, LoRA on q,v) could barely move the output distribution of a smoke run.

@@ -32,10 +32,11 @@ from typing import TYPE_CHECKING, Iterable, Protocol, Sequence
 
 import torch
 
+from peftshim.data import IGNORE_INDEX
+
 if TYPE_CHECKING:
     from torch.nn.attention.flex_attention import BlockMask
 
-IGNORE_INDEX = -100
 ATTN_IMPLEMENTATIONS = ("sdpa", "eager", "flex_attention")
 
 

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from peftshim.data import FORMATS, STRATEGY_MODES
+
 JOB_SCHEMA_VERSION = 1
 
 
@@ -260,11 +262,11 @@ def _method(s: _Section) -> dict[str, Any]:
 
 
 def _data(s: _Section) -> DataSpec:
-    fmt = s.choice("format", ("extes", "esconv", "chat", "alpaca"))
+    fmt = s.choice("format", FORMATS)
     path = s.string("path")
     if not Path(path).is_absolute():
         raise s.fail("path", f"expected an absolute path (the controller resolves it), got {_describe(path)}")
-    strategy = s.choice("strategy", ("inline", "none"))
+    strategy = s.choice("strategy", STRATEGY_MODES)
     max_length = s.positive_int("max_length")
     packing = s.boolean("packing")
     max_examples = s.positive_int("max_examples", optional=True)

@@ -21,6 +21,7 @@ from transformers import get_scheduler
 
 from peftshim import checkpoint as ckpt
 from peftshim.data import (
+    DataError,
     Dialogue,
     Turn,
     build_examples,
@@ -183,8 +184,6 @@ def train(spec: JobSpec, *, events: EventWriter, attempt: int, resume: bool, for
     valid_examples, valid_truncated = examples_of("valid")
     test_examples, test_truncated = examples_of("test")
     if not train_examples:
-        from peftshim.data import DataError
-
         raise DataError(f"{data_path}: no training example after the split (data.split.train={split.train})")
 
     model = apply_method(model, spec.method, gradient_checkpointing=cfg.gradient_checkpointing, tokenizer=tokenizer)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -12,9 +11,10 @@ import torch
 from peft import PeftModel
 from transformers import AutoModelForCausalLM, GPT2Config, GPT2LMHeadModel
 
+from peftshim.data import IGNORE_INDEX, Example
 from peftshim.methods import apply_method, count_parameters, save_trainable, supports_packing
 from peftshim.model import TINY_LLAMA, build_builtin_model, builtin_tokenizer
-from peftshim.packing import IGNORE_INDEX, collate, make_batches
+from peftshim.packing import collate, make_batches
 from peftshim.spec import SpecError
 
 CPU = torch.device("cpu")
@@ -35,12 +35,6 @@ METHODS: dict[str, tuple[dict[str, Any], int | None]] = {
     "prompt": ({"kind": "prompt", "num_virtual_tokens": 5}, 5 * HIDDEN),
     "full": ({"kind": "full"}, None),
 }
-
-
-@dataclass
-class Example:
-    input_ids: list[int]
-    labels: list[int]
 
 
 @pytest.fixture(scope="module")

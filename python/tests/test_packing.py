@@ -3,24 +3,18 @@
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import torch
 from transformers import GPT2Config, GPT2LMHeadModel, LlamaForCausalLM
 
+from peftshim.data import IGNORE_INDEX, Example
 from peftshim.model import TINY_LLAMA, builtin_config, load_base_model
-from peftshim.packing import IGNORE_INDEX, collate, make_batches, pad_fraction
+from peftshim.packing import collate, make_batches, pad_fraction
 from peftshim.spec import ModelSpec, SpecError
 
 VOCAB = 2048
-
-
-@dataclass
-class Example:  # the two fields of data.Example that packing reads
-    input_ids: list[int]
-    labels: list[int]
 
 
 def random_examples(count: int, seed: int, low: int = 3, high: int = 60) -> list[Example]:

@@ -4,7 +4,7 @@
  * `$${env:NAME}` stands for the literal text `${env:NAME}`.
  */
 import type { KeyPath } from "./diagnostics.ts";
-import { parseTypedText, resolveKeyPath } from "./schema-paths.ts";
+import { methodKindOf, parseTypedText, resolveKeyPath } from "./schema-paths.ts";
 
 const REFERENCE = /\$?\$\{([^}]*)\}/g;
 const WHOLE = /^\$\{env:([A-Za-z_][A-Za-z0-9_]*)\}$/;
@@ -17,7 +17,7 @@ export function interpolateEnv(
 ): { value: unknown; problems: InterpolationProblem[]; substituted: { name: string; value: string }[] } {
   const problems: InterpolationProblem[] = [];
   const substituted: { name: string; value: string }[] = [];
-  const methodKind = (value as { method?: { kind?: unknown } } | null)?.method?.kind;
+  const methodKind = methodKindOf(value);
   const visit = (node: unknown, keyPath: (string | number)[]): unknown => {
     if (typeof node === "string") return interpolateString(node, keyPath);
     if (Array.isArray(node)) return node.map((item, index) => visit(item, [...keyPath, index]));
@@ -39,7 +39,7 @@ export function interpolateEnv(
         return text;
       }
       substituted.push({ name, value: resolved });
-      const { schemas } = resolveKeyPath(keyPath.map(String), { methodKind: typeof methodKind === "string" ? methodKind : undefined });
+      const { schemas } = resolveKeyPath(keyPath.map(String), { methodKind });
       return parseTypedText(resolved, schemas);
     }
     return text.replace(REFERENCE, (match, inner: string) => {

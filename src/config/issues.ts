@@ -5,7 +5,7 @@
 import type { z } from "zod";
 import type { KeyPath } from "./diagnostics.ts";
 import { isPlainObject } from "./merge.ts";
-import { keysAt, methodKindsWithKey, resolveKeyPath } from "./schema-paths.ts";
+import { keysAt, methodKindOf, methodKindsWithKey, resolveKeyPath } from "./schema-paths.ts";
 import { didYouMean } from "./suggest.ts";
 
 /** Where a message goes: the value at the path, the key itself, or (for a missing key) its parent. */
@@ -53,11 +53,6 @@ function explain(keyPath: (string | number)[], root: unknown): string {
   if (description === undefined) return "";
   const sentence = /^.*?(?:\.(?=\s)|$)/.exec(description)?.[0] ?? description;
   return ` (${sentence.replace(/\.$/, "").replace(/^./, (c) => c.toLowerCase())})`;
-}
-
-function methodKindOf(root: unknown): string | undefined {
-  const kind = isPlainObject(root) && isPlainObject(root.method) ? root.method.kind : undefined;
-  return typeof kind === "string" ? kind : undefined;
 }
 
 export function reportIssues(issues: readonly Issue[], root: unknown, report: Report, prefix: KeyPath = []): void {

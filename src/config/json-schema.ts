@@ -82,9 +82,13 @@ type Row = { key: string; type: string; fallback: string; meaning: string };
 function rows(schema: JsonSchema, prefix: string, required: boolean, out: Row[]): void {
   const fallback = schema.default !== undefined ? `\`${JSON.stringify(schema.default)}\`` : required ? "required" : "";
   out.push({ key: `\`${prefix}\``, type: typeText(schema), fallback, meaning: schema.description ?? "" });
-  if (schema.type === "object" && schema.properties) {
-    for (const [key, child] of Object.entries(schema.properties)) rows(child, `${prefix}.${key}`, schema.required?.includes(key) ?? false, out);
-  }
+  if (schema.type === "object") childRows(schema, prefix, out);
+}
+
+/** Rows of every property of `parent`, keys under `prefix`. */
+function childRows(parent: JsonSchema, prefix: string, out: Row[] = []): Row[] {
+  for (const [key, child] of Object.entries(parent.properties ?? {})) rows(child, `${prefix}.${key}`, parent.required?.includes(key) ?? false, out);
+  return out;
 }
 
 /** docs/config-reference.md: every key, its type, default and meaning, from the schema's own descriptions. */
@@ -127,15 +131,11 @@ export function renderConfigReference(): string {
     if (section.description) lines.push(section.description, "");
     if (section.oneOf) {
       for (const variant of section.oneOf) {
-        const body: Row[] = [];
-        for (const [child, schema] of Object.entries(variant.properties ?? {})) rows(schema, `${key}.${child}`, variant.required?.includes(child) ?? false, body);
         const kind = variant.properties?.kind?.const;
-        table(`\`kind: ${String(kind)}\`${variant.description ? `: ${variant.description}` : ""}`, body);
+        table(`\`kind: ${String(kind)}\`${variant.description ? `: ${variant.description}` : ""}`, childRows(variant, key));
       }
     } else {
-      const body: Row[] = [];
-      for (const [child, schema] of Object.entries(section.properties ?? {})) rows(schema, `${key}.${child}`, section.required?.includes(child) ?? false, body);
-      table("", body);
+      table("", childRows(section, key));
     }
   }
   return `${lines.join("\n").trimEnd()}\n`;

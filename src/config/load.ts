@@ -19,11 +19,11 @@ import {
 } from "./diagnostics.ts";
 import { interpolateEnv } from "./interpolate.ts";
 import { reportIssues, type Anchor } from "./issues.ts";
-import { isPlainObject, mergeLayers, setOwn, type Layered } from "./merge.ts";
+import { dropOrigins, isPlainObject, mergeLayers, setOwn, type Layered } from "./merge.ts";
 import { checkRules } from "./rules.ts";
 import { ExperimentSchema, type Experiment } from "./schema.ts";
-import { parseTypedText, resolveKeyPath } from "./schema-paths.ts";
-import { isUnderPath, pathKey, readSource, type Origin, type Origins, type Position } from "./source.ts";
+import { methodKindOf, parseTypedText, resolveKeyPath } from "./schema-paths.ts";
+import { pathKey, readSource, type Origin, type Origins, type Position } from "./source.ts";
 
 export type LoadOptions = {
   /** `key.path=value` overrides, applied last, each read as the type the schema expects there. */
@@ -160,20 +160,20 @@ function applySets(layer: Layered, sets: readonly string[], collector: Collector
       collector.addAt(SET_ORIGIN, { line, col: 1 }, "extends cannot be overridden with --set: files are merged before overrides", ["extends"]);
       return;
     }
-    const methodKind = isPlainObject(root.method) && typeof root.method.kind === "string" ? root.method.kind : undefined;
+    const methodKind = methodKindOf(root);
     const resolved = resolveKeyPath(dotted, { methodKind: dotted === "method.kind" ? undefined : methodKind });
     const value = parseTypedText(assignment.slice(equals + 1), resolved.schemas, methodKind);
     if (dotted === "method.kind" && isPlainObject(root.method) && root.method.kind !== value) {
       // As with extends: another method's options mean nothing to this one.
       setOwn(root, "method", {});
-      for (const key of [...origins.keys()]) if (isUnderPath(key, pathKey(["method"]))) origins.delete(key);
+      dropOrigins(origins, ["method"]);
     }
     let node = root;
     resolved.path.forEach((segment, depth) => {
       const keyPath = resolved.path.slice(0, depth + 1);
       if (depth === resolved.path.length - 1) {
         setOwn(node, segment, value);
-        for (const key of [...origins.keys()]) if (isUnderPath(key, pathKey(keyPath))) origins.delete(key);
+        dropOrigins(origins, keyPath);
         origins.set(pathKey(keyPath), { file: SET_ORIGIN, key: { line, col: 1 + dotted.lastIndexOf(segment) }, value: { line, col: equals + 2 } });
         return;
       }

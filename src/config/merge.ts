@@ -19,9 +19,15 @@ export function setOwn(target: Record<string, unknown>, key: string, value: unkn
   Object.defineProperty(target, key, { value, enumerable: true, writable: true, configurable: true });
 }
 
-function replaceOrigins(origins: Origins, from: Origins, keyPath: KeyPath): void {
+/** Forgets the origins of the value at `keyPath` and of everything under it. */
+export function dropOrigins(origins: Origins, keyPath: KeyPath): void {
   const prefix = pathKey(keyPath);
   for (const key of [...origins.keys()]) if (isUnderPath(key, prefix)) origins.delete(key);
+}
+
+function replaceOrigins(origins: Origins, from: Origins, keyPath: KeyPath): void {
+  dropOrigins(origins, keyPath);
+  const prefix = pathKey(keyPath);
   for (const [key, origin] of from) if (isUnderPath(key, prefix)) origins.set(key, origin);
 }
 

@@ -7,7 +7,7 @@ import { CheckpointSchema, EvalSchema, ExperimentSchema, ResourcesSchema, SplitS
 import type { KeyPath } from "./diagnostics.ts";
 import { reportIssues, type Report } from "./issues.ts";
 import { isPlainObject, setOwn } from "./merge.ts";
-import { resolveKeyPath } from "./schema-paths.ts";
+import { methodKindOf, resolveKeyPath } from "./schema-paths.ts";
 import { didYouMean } from "./suggest.ts";
 
 /** Keys a sweep may not vary: they name or shape the experiment itself. */
@@ -84,7 +84,7 @@ function checkSweep(root: Record<string, unknown>, report: Report, warn: Report)
   if (method !== "random" && n !== undefined) warn(["sweep", "n"], `n is ignored by a ${method} sweep (it runs every combination${method === "zip" ? " in step" : ""})`);
   if (Object.keys(parameters).length === 0) report(["sweep", "parameters"], "a sweep needs at least one parameter");
 
-  const kind = isPlainObject(root.method) && typeof root.method.kind === "string" ? root.method.kind : undefined;
+  const kind = methodKindOf(root);
   const listLengths: [string, number][] = [];
   for (const [key, values] of Object.entries(parameters)) {
     if (!checkSweepKey(key, kind, report)) continue;

@@ -5,6 +5,7 @@
  */
 import { parse } from "yaml";
 import type { z } from "zod";
+import { isPlainObject } from "./merge.ts";
 import { ExperimentSchema } from "./schema.ts";
 
 type AnySchema = z.ZodType;
@@ -36,6 +37,18 @@ export function unwrap(schema: AnySchema): AnySchema {
     else if (def.type === "pipe" && def.in) current = def.in;
     else return current;
   }
+}
+
+/** `method.kind` of a config not yet validated, when it is text: it picks the method's variant. */
+export function methodKindOf(root: unknown): string | undefined {
+  const kind = isPlainObject(root) && isPlainObject(root.method) ? root.method.kind : undefined;
+  return typeof kind === "string" ? kind : undefined;
+}
+
+/** Keys of the object schemas among `schemas`. */
+function objectKeys(schemas: AnySchema[]): string[] {
+  const objects = schemas.filter((schema) => defOf(schema).type === "object");
+  return [...new Set(objects.flatMap((schema) => Object.keys(defOf(schema).shape!)))];
 }
 
 /** Options of a (discriminated) union, restricted to the one whose discriminator is `kind` when known. */
@@ -103,8 +116,7 @@ export function resolveKeyPath(
     const objects = current.filter((schema) => defOf(schema).type === "object");
     const next = objects.map((schema) => defOf(schema).shape![segment]).filter((s): s is AnySchema => s !== undefined);
     if (next.length === 0) {
-      const validKeys = [...new Set(objects.flatMap((schema) => Object.keys(defOf(schema).shape!)))];
-      return { path: [...path, ...segments.slice(index)], schemas: [], missing: { resolvedSegments: index, validKeys } };
+      return { path: [...path, ...segments.slice(index)], schemas: [], missing: { resolvedSegments: index, validKeys: objectKeys(objects) } };
     }
     path.push(segment);
     schemas = next;
@@ -156,8 +168,7 @@ export function typeOfValue(value: unknown): ValueType {
 /** Keys of the object schema(s) at `path`, for suggestions. */
 export function keysAt(path: readonly string[], methodKind?: string): string[] {
   const { schemas } = resolveKeyPath(path, { methodKind });
-  const objects = concrete(schemas, methodKind).filter((schema) => defOf(schema).type === "object");
-  return [...new Set(objects.flatMap((schema) => Object.keys(defOf(schema).shape!)))];
+  return objectKeys(concrete(schemas, methodKind));
 }
 
 /** Method kinds (other than `kind`) whose options include `key`. */

@@ -1,5 +1,6 @@
 import { HubApiError } from "@huggingface/hub";
 import { FailureError, type PeftctlError } from "../errors.ts";
+import { describeError } from "./describe-error.ts";
 import { maskToken } from "./mask-token.ts";
 import type { HubToken, PushTarget } from "./types.ts";
 
@@ -42,9 +43,7 @@ export function hubFailure(error: unknown, context: { token?: HubToken; target: 
       retry,
     ]);
   }
-  const cause = error instanceof Error ? (error as { cause?: { code?: unknown; message?: unknown } }).cause : undefined;
-  const reason = cause?.code ?? cause?.message;
-  const message = redact(`${error instanceof Error ? error.message : String(error)}${reason ? ` (${String(reason)})` : ""}`, token);
+  const message = redact(describeError(error), token);
   if (error instanceof TypeError && /must start with 'hf_'/.test(message)) {
     return new FailureError("PEFTCTL_HUB_AUTH", `the token ${tokenName} is not a Hugging Face access token (they start with hf_)`, [
       "set HF_TOKEN to a token from https://huggingface.co/settings/tokens, or run `huggingface-cli login`",

@@ -4,6 +4,7 @@
  * request it makes (API calls and LFS uploads alike) gets the same policy. Written here because the
  * client has no retry policy of its own and the few lines are clearer than another dependency.
  */
+import { describeError } from "./describe-error.ts";
 
 export type RetryOptions = {
   /** Attempts per request, the first included (default 5). */
@@ -45,14 +46,6 @@ function bodySize(body: RequestInit["body"]): number {
   return 0;
 }
 
-function describe(error: unknown): string {
-  if (!(error instanceof Error)) return String(error);
-  // undici says "fetch failed" and keeps the reason (ECONNRESET, ECONNREFUSED, ...) in the cause.
-  const cause = (error as { cause?: { code?: unknown; message?: unknown } }).cause;
-  const detail = cause?.code ?? cause?.message;
-  return detail ? `${error.message} (${String(detail)})` : error.message;
-}
-
 export function createRetryingFetch(options: RetryOptions = {}): typeof fetch {
   const attempts = Math.max(1, options.attempts ?? 5);
   const baseDelayMs = options.baseDelayMs ?? 500;
@@ -87,7 +80,7 @@ export function createRetryingFetch(options: RetryOptions = {}): typeof fetch {
         const timedOut = timeout.signal.aborted;
         const network = error instanceof TypeError; // undici: "fetch failed" for resets, refusals, DNS
         if ((!timedOut && !network) || attempt >= attempts || !replayable) throw error;
-        reason = timedOut ? `no answer within ${Math.round(attemptTimeoutMs)} ms` : describe(error);
+        reason = timedOut ? `no answer within ${Math.round(attemptTimeoutMs)} ms` : describeError(error);
       } finally {
         clearTimeout(timer);
       }

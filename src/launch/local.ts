@@ -43,7 +43,7 @@ export function shimCommand(request: StartRequest, env: NodeJS.ProcessEnv): { fi
 }
 
 /** The last lines of a log written since `fromOffset`: what a failed attempt said last. */
-export function logTail(file: string, fromOffset = 0, lines = 15): string {
+function logTail(file: string, fromOffset = 0, lines = 15): string {
   try {
     const text = readFileSync(file).subarray(fromOffset).toString("utf8");
     return text.trimEnd().split("\n").slice(-lines).join("\n");

@@ -12,20 +12,11 @@
  * The pid is trusted only together with its start time (status.json's pid_start_time), so a reused
  * pid is never signalled.
  */
-import { isSameProcessAlive } from "../runs/proc.ts";
+import { isSameProcessAlive, waitForExit } from "../runs/proc.ts";
 import { nowIso, readEvents, readStatus, updateStatus, type RunRef, type RunStatus } from "../runs/store.ts";
 import { signalGroup } from "./local.ts";
 
 export type OrphanOutcome = "none" | "stopped" | "finished";
-
-async function waitForExit(pid: number, startTime: number | null, ms: number): Promise<boolean> {
-  const deadline = Date.now() + ms;
-  while (Date.now() < deadline) {
-    if (!isSameProcessAlive(pid, startTime)) return true;
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-  return !isSameProcessAlive(pid, startTime);
-}
 
 /** Stops a still-running shim of a dead controller and settles the run's state. Call with the run's lock held. */
 export async function reclaimOrphan(run: RunRef, options: { graceMs?: number } = {}): Promise<{ outcome: OrphanOutcome; status: RunStatus }> {

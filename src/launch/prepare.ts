@@ -9,7 +9,7 @@ import type { JobSpec } from "../plan/jobspec.ts";
 import { hasRun, initialStatus, readJob, runFile, writeJob, writeStatus, type RunRef } from "../runs/store.ts";
 import { UserError } from "../errors.ts";
 
-export function prepareRun(spec: JobSpec, snapshotYaml: string): RunRef {
+function prepareRun(spec: JobSpec, snapshotYaml: string): RunRef {
   const dir = spec.run_dir;
   const ref = { experiment: spec.experiment, runId: spec.run_id, dir };
   if (hasRun(dir)) {

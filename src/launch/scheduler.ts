@@ -215,13 +215,13 @@ export class Scheduler {
       await this.options.executor.prepare(run);
       for (;;) {
         // `peftctl stop` may have asked while the run was waiting for devices or between attempts.
-        if (this.stopping || readStatus(run.dir).stop_requested_at !== null) {
+        const before = readStatus(run.dir);
+        if (this.stopping || before.stop_requested_at !== null) {
           this.setStatus(run, { state: "interrupted", pid: null, pid_start_time: null, ended_at: nowIso() });
           result.interrupted.push(run);
           return;
         }
         const job = readJob(run.dir);
-        const before = readStatus(run.dir);
         const attempt = before.attempts + 1;
         const resume = newestCompleteCheckpoint(run.dir) !== undefined;
         const handle = await this.options.executor.start({ run, attempt, resume, devices, processes: devices[0] === "cpu" ? 1 : devices.length });

@@ -5,7 +5,7 @@
  * is (an orphan), stop settles the run itself once the shim has exited.
  */
 import { isHolderAlive, lockHolder, acquireRunLock } from "../runs/lock.ts";
-import { isSameProcessAlive } from "../runs/proc.ts";
+import { isSameProcessAlive, waitForExit } from "../runs/proc.ts";
 import { nowIso, readStatus, updateStatus, type RunRef, type RunState } from "../runs/store.ts";
 import { signalGroup } from "./local.ts";
 import { reclaimOrphan } from "./orphans.ts";
@@ -23,11 +23,11 @@ async function waitUntil(predicate: () => boolean, ms: number): Promise<boolean>
 
 export async function stopRuns(runs: readonly RunRef[], options: { waitMs?: number } = {}): Promise<StopResult[]> {
   const waitMs = options.waitMs ?? 120_000;
-  const targets = runs.map((run) => ({ run, status: readStatus(run.dir) })).filter(({ status }) => status.state === "running" && isSameProcessAlive(status.pid, status.pid_start_time));
+  const current = runs.map((run) => ({ run, status: readStatus(run.dir) }));
+  const targets = current.filter(({ status }) => status.state === "running" && isSameProcessAlive(status.pid, status.pid_start_time));
   // Queued runs of a live controller first, so that stopping a running one frees no slot for them.
   const dequeued = new Set<RunRef>();
-  for (const run of runs) {
-    const status = readStatus(run.dir);
+  for (const { run, status } of current) {
     const holder = lockHolder(run.dir);
     if (status.state === "queued" && holder && isHolderAlive(holder)) {
       updateStatus(run.dir, () => ({ stop_requested_at: nowIso() }));
@@ -49,10 +49,10 @@ export async function stopRuns(runs: readonly RunRef[], options: { waitMs?: numb
     }
     const { pid, pid_start_time } = target.status;
     let outcome: StopResult["outcome"] = "stopped";
-    if (!(await waitUntil(() => !isSameProcessAlive(pid, pid_start_time), waitMs))) {
+    if (!(await waitForExit(pid, pid_start_time, waitMs))) {
       signalGroup(pid!, "SIGKILL");
       outcome = "killed";
-      await waitUntil(() => !isSameProcessAlive(pid, pid_start_time), 10_000);
+      await waitForExit(pid, pid_start_time, 10_000);
     }
     const holder = lockHolder(run.dir);
     if (holder && isHolderAlive(holder)) {

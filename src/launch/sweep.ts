@@ -90,7 +90,7 @@ export async function launchSweep(options: SweepOptions): Promise<SweepReport> {
       for (const { run } of toRun) writeEnvironment(run.dir, environment);
     }
 
-    const scheduler = new Scheduler({ ...options, executor, pool, killGraceMs: options.killGraceMs });
+    const scheduler = new Scheduler({ ...options, executor, pool });
     options.onScheduler?.(scheduler);
     if (options.handleSignals) {
       const onSignal = (signal: NodeJS.Signals) => {
@@ -109,7 +109,7 @@ export async function launchSweep(options: SweepOptions): Promise<SweepReport> {
     }
     const result = await scheduler.run(toRun);
     report.interruptedByUser ||= scheduler.isStopping;
-    Object.assign(report, { ...result, skipped: report.skipped, interruptedByUser: report.interruptedByUser });
+    Object.assign(report, result);
     for (const run of result.notStarted) updateStatus(run.dir, () => ({ state: readStatus(run.dir).attempts > 0 ? "interrupted" : "queued" }));
     return report;
   } finally {

@@ -6,7 +6,7 @@
 import { ExitCode } from "../errors.ts";
 import type { JobSpec } from "../plan/jobspec.ts";
 import { log } from "../log.ts";
-import { readStatus, type RunRef, type RunStatus } from "../runs/store.ts";
+import type { RunRef, RunStatus } from "../runs/store.ts";
 import { ProgressView } from "../report/progress.ts";
 import { renderStatusTable, statusRows } from "../report/status-table.ts";
 import { launchSweep, type SweepReport } from "./sweep.ts";
@@ -18,8 +18,8 @@ export type TrackOptions = {
   cpuSlots?: number;
   retryFailed?: boolean;
   /**
-   * The auto-push hook: called after each run succeeds (the lead wires src/hub's pushRun here when
-   * job.hub?.auto_push). A failed push is logged and never marks the run failed.
+   * The auto-push hook (onRunSucceeded in src/cli/commands/run.ts): called after each run succeeds.
+   * What it throws is logged and never marks the run failed.
    */
   onRunSucceeded?: (run: RunRef, status: RunStatus, job: JobSpec) => Promise<void> | void;
 };
@@ -50,7 +50,7 @@ export async function trackSweep(runs: RunRef[], options: TrackOptions): Promise
     process.stdout.write(`${JSON.stringify({ runs: rows, skipped: report.skipped.map((s) => ({ run: s.run.runId, reason: s.reason })) }, null, 2)}\n`);
   } else {
     process.stdout.write(`\n${renderStatusTable(rows)}\n`);
-    const adapters = runs.map((run) => readStatus(run.dir)).filter((s) => s.state === "succeeded" && s.adapter_path);
+    const adapters = rows.filter((s) => s.state === "succeeded" && s.adapter_path);
     if (adapters.length > 0) {
       process.stdout.write(`\nadapters:\n${adapters.map((s) => `  ${s.run_id}: ${s.adapter_path}`).join("\n")}\n`);
     }

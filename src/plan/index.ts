@@ -33,13 +33,10 @@ export type JobEstimate = MemoryEstimate & { trainTokens: number | null; trainTo
 export type PlannedJob = { spec: JobSpec; estimate: JobEstimate };
 export type Plan = { experiment: string; jobs: PlannedJob[]; warnings: string[] };
 
-/** Keys a sweep may not set: they name or shape the experiment itself, not one run. */
-const UNSWEEPABLE = new Set(["name", "extends", "sweep", "$schema", "description"]);
-
 /** Longest hash suffix tried when two runs' ids would otherwise collide. */
 const MAX_HASH_LENGTH = 16;
 
-type Resolved = { values: SweepPoint; experiment: Experiment; hash: string; fingerprint: string; body: Omit<JobSpec, "run_id" | "run_dir" | "fingerprints"> };
+type Resolved = { values: SweepPoint; experiment: Experiment; train: JobSpec["train"]; hash: string; fingerprint: string };
 
 export function planExperiment(experiment: Experiment, options: PlanOptions): Plan {
   const expansion = expandSweep(experiment.sweep);
@@ -67,20 +64,21 @@ export function planExperiment(experiment: Experiment, options: PlanOptions): Pl
   const estimateOf = memoizedEstimates(options.dataSummary);
   const jobs = resolved.map((job, index): PlannedJob => {
     const run_id = ids[index]!;
+    const { model, method, data, eval: evaluation, checkpoint, resources, hub } = job.experiment;
     const spec: JobSpec = {
       schema_version: JOB_SCHEMA_VERSION,
       run_id,
       experiment: experiment.name,
       run_dir: path.join(options.runsDir, experiment.name, run_id),
       sweep_values: job.values,
-      model: job.body.model,
-      method: job.body.method,
-      data: job.body.data,
-      train: job.body.train,
-      eval: job.body.eval,
-      checkpoint: job.body.checkpoint,
-      resources: job.body.resources,
-      ...(job.body.hub === undefined ? {} : { hub: job.body.hub }),
+      model,
+      method,
+      data,
+      train: job.train,
+      eval: evaluation,
+      checkpoint,
+      resources,
+      ...(hub === undefined ? {} : { hub }),
       fingerprints: { job: job.fingerprint },
     };
     return { spec, estimate: estimateOf(job.experiment) };
@@ -158,7 +156,8 @@ function jobResolver(config: Config, options: PlanOptions): (values: SweepPoint)
     const touched = new Map<Section, Array<[string[], unknown]>>();
     for (const [key, value] of Object.entries(values)) {
       const [head, ...rest] = key.split(".") as [string, ...string[]];
-      if (UNSWEEPABLE.has(head) || !(JOB_SECTIONS as readonly string[]).includes(head)) {
+      // name is a job section (it is hashed) but names the experiment: no run may change it.
+      if (head === "name" || !(JOB_SECTIONS as readonly string[]).includes(head)) {
         throw new UserError("PEFTCTL_CONFIG_INVALID", `sweep.parameters.${key}: ${head} cannot be swept; sweep keys of model, method, data, train, eval, checkpoint, resources or hub`);
       }
       const name = head as Section;
@@ -198,20 +197,7 @@ function jobResolver(config: Config, options: PlanOptions): (values: SweepPoint)
       `{"checkpoint":${parts.checkpoint.canonical},"data":${parts.data.canonical},"eval":${parts.eval.canonical},` +
       `"experiment":${parts.name.canonical},"hub":${parts.hub.canonical},"method":${parts.method.canonical},` +
       `"model":${parts.model.canonical},"resources":${parts.resources.canonical},"schema_version":${JOB_SCHEMA_VERSION},"train":${trainCanonical}}`;
-    const body: Resolved["body"] = {
-      schema_version: JOB_SCHEMA_VERSION,
-      experiment: experiment.name,
-      sweep_values: values,
-      model: experiment.model,
-      method: experiment.method,
-      data: experiment.data,
-      train: trainWithAccumulation,
-      eval: experiment.eval,
-      checkpoint: experiment.checkpoint,
-      resources: experiment.resources,
-      hub: experiment.hub,
-    };
-    return { values, experiment, body, hash: sha256Hex(hashCanonical), fingerprint: sha256Hex(fingerprintCanonical) };
+    return { values, experiment, train: trainWithAccumulation, hash: sha256Hex(hashCanonical), fingerprint: sha256Hex(fingerprintCanonical) };
   }
 }
 
@@ -266,7 +252,7 @@ function assignRunIds(name: string, jobs: Resolved[], sweptKeys: readonly string
   const slugs = jobs.map((job) => slugOf(job.values));
   const hashLength = jobs.map(() => RUN_HASH_LENGTH);
   for (;;) {
-    const ids = jobs.map((job, index) => runId(name, job.values, job.hash.slice(0, hashLength[index]), slugs[index]));
+    const ids = jobs.map((job, index) => runId(name, slugs[index]!, job.hash.slice(0, hashLength[index])));
     const byId = new Map<string, number[]>();
     ids.forEach((id, index) => byId.set(id, [...(byId.get(id) ?? []), index]));
     const clashes = [...byId.values()].filter((indices) => indices.length > 1);
@@ -280,6 +266,12 @@ function assignRunIds(name: string, jobs: Resolved[], sweptKeys: readonly string
   }
 }
 
+/** Is the job's estimated peak above resources.gpu_memory_gb (GPU jobs of a known model only)? */
+export function exceedsGpuMemory(job: PlannedJob): boolean {
+  const { peakBytes } = job.estimate;
+  return job.spec.resources.gpus > 0 && peakBytes !== null && peakBytes / GIB > job.spec.resources.gpu_memory_gb;
+}
+
 function estimateWarnings(jobs: PlannedJob[]): string[] {
   const warnings: string[] = [];
   const unknownModels = new Set(jobs.filter((job) => job.estimate.peakBytes === null).map((job) => job.spec.model.base));
@@ -288,9 +280,7 @@ function estimateWarnings(jobs: PlannedJob[]): string[] {
   }
   for (const note of new Set(jobs.flatMap((job) => job.estimate.notes))) warnings.push(`memory estimate: ${note}`);
 
-  const tooBig = jobs.filter(
-    (job) => job.spec.resources.gpus > 0 && job.estimate.peakBytes !== null && job.estimate.peakBytes / GIB > job.spec.resources.gpu_memory_gb,
-  );
+  const tooBig = jobs.filter(exceedsGpuMemory);
   if (tooBig.length > 0) {
     const shown = tooBig.slice(0, 5).map((job) => `${job.spec.run_id} (${(job.estimate.peakBytes! / GIB).toFixed(1)} GiB)`);
     const more = tooBig.length > shown.length ? ` and ${tooBig.length - shown.length} more` : "";

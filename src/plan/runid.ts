@@ -72,7 +72,7 @@ export function sweepSlugger(keys: readonly string[]): (values: SweepPoint) => s
   };
 }
 
-export function runId(experiment: string, values: SweepPoint, jobHashHex: string, slug: string = sweepSlug(values)): string {
-  const hash = jobHashHex.slice(0, RUN_HASH_LENGTH);
+/** `hash` is the job hash already cut to length: the caller lengthens it where two ids would clash. */
+export function runId(experiment: string, slug: string, hash: string): string {
   return slug === "" ? `${experiment}-${hash}` : `${experiment}-${slug}-${hash}`;
 }

@@ -103,7 +103,6 @@ export const ShimEvent = z.discriminatedUnion("type", [
 ]);
 
 export type ShimEvent = z.infer<typeof ShimEvent>;
-export type ShimEventType = ShimEvent["type"];
 
 /** Shim exit codes (DESIGN: job spec, events, exit codes). */
 export const ShimExit = {

@@ -28,3 +28,13 @@ export function isSameProcessAlive(pid: number | null | undefined, startTime: nu
   if (current === null) return false;
   return startTime === null || startTime === undefined ? true : current === startTime;
 }
+
+/** Polls until that process has exited; false when it still runs after `ms`. */
+export async function waitForExit(pid: number | null | undefined, startTime: number | null | undefined, ms: number): Promise<boolean> {
+  const deadline = Date.now() + ms;
+  while (Date.now() < deadline) {
+    if (!isSameProcessAlive(pid, startTime)) return true;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  return !isSameProcessAlive(pid, startTime);
+}

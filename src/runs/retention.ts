@@ -13,7 +13,7 @@ import { readJob, readStatus, runFile, type RunRef } from "./store.ts";
 
 export type GcItem = { run: RunRef; path: string; bytes: number; reason: string };
 
-export function diskUsage(target: string): number {
+function diskUsage(target: string): number {
   let stat;
   try {
     stat = statSync(target);

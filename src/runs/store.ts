@@ -28,7 +28,6 @@ export const RUN_FILES = {
 
 /** queued -> running -> succeeded | failed | interrupted; resume takes failed/interrupted back to queued. */
 export type RunState = "queued" | "running" | "succeeded" | "failed" | "interrupted";
-export const FINISHED_STATES: readonly RunState[] = ["succeeded", "failed", "interrupted"];
 
 export type RunError = { kind: string; message: string; retryable?: boolean };
 
@@ -170,7 +169,10 @@ export function writeJob(dir: string, job: JobSpec): void {
 export function readStatus(dir: string): RunStatus {
   const file = runFile(dir, "status");
   if (!existsSync(file)) return initialStatus(readJob(dir));
-  return { ...initialStatus(readJob(dir)), ...readJson<Partial<RunStatus>>(file) } as RunStatus;
+  const stored = readJson<Partial<RunStatus>>(file);
+  // Every status write carries the run's identity; job.json is read only for a status.json without it.
+  const identity = stored.run_id && stored.experiment ? { run_id: stored.run_id, experiment: stored.experiment } : readJob(dir);
+  return { ...initialStatus(identity), ...stored } as RunStatus;
 }
 
 export function writeStatus(dir: string, status: RunStatus): RunStatus {

@@ -40,6 +40,14 @@ describe("run ids", () => {
     expect(formatSweepNumber(1024)).toBe("1024");
   });
 
+  it("get more hex digits where two jobs share a slug and their first 6 hex digits", () => {
+    // Both values slug to the same cut text, and these two job hashes both start 65456b.
+    const revisions = ["1816", "3288"].map((n) => `${"a".repeat(40)}${n}`);
+    const plan = planExperiment(experiment({ sweep: { parameters: { "model.revision": revisions } } }), { runsDir: "/r" });
+    const ids = plan.jobs.map((job) => job.spec.run_id);
+    expect(ids).toEqual([`exp-revision_${"a".repeat(32)}-65456bbe`, `exp-revision_${"a".repeat(32)}-65456b2a`]);
+  });
+
   it("do not depend on key order, the runs dir or where the checkout lives", () => {
     const a = planExperiment(
       experiment({

@@ -1,7 +1,7 @@
 import type { Command } from "commander";
 import { planConfig } from "../../experiment.ts";
 import { log } from "../../log.ts";
-import type { Plan, PlannedJob } from "../../plan/index.ts";
+import { exceedsGpuMemory, type Plan, type PlannedJob } from "../../plan/index.ts";
 import { GIB } from "../../plan/memory.ts";
 import { formatSweepNumber } from "../../plan/runid.ts";
 import { cliContext } from "../context.ts";
@@ -67,9 +67,7 @@ export function compactCount(value: number): string {
 function peakCell(job: PlannedJob): string {
   const { peakBytes } = job.estimate;
   if (peakBytes === null) return "?";
-  const gib = peakBytes / GIB;
-  const over = job.spec.resources.gpus > 0 && gib > job.spec.resources.gpu_memory_gb;
-  return `${gib.toFixed(1)}${over ? "!" : ""}`;
+  return `${(peakBytes / GIB).toFixed(1)}${exceedsGpuMemory(job) ? "!" : ""}`;
 }
 
 function tokensCell(job: PlannedJob): string {

@@ -4,23 +4,20 @@ import { planPush } from "../../hub/plan-push.ts";
 import { pushRun } from "../../hub/push-run.ts";
 import type { PushResult } from "../../hub/types.ts";
 import { log } from "../../log.ts";
+import { formatBytes } from "../../report/format.ts";
 import { readJob, readStatus, requireRuns, type RunRef } from "../../runs/store.ts";
 import { cliContext } from "../context.ts";
 
 type PushCliOptions = { repo?: string; private?: boolean; branch?: string; dryRun?: boolean };
 
-function formatSize(bytes: number): string {
-  if (bytes < 1024) return `${bytes} B`;
-  if (bytes < 1024 * 1024) return `${(bytes / 1024).toFixed(1)} KiB`;
-  return `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
-}
-
 /** Runs worth pushing: a named run as is; of an experiment, the runs that succeeded. */
 function pushableRuns(runs: RunRef[], target: string): RunRef[] {
   if (runs.length === 1) return runs;
-  const succeeded = runs.filter((run) => readStatus(run.dir).state === "succeeded");
+  const succeeded: RunRef[] = [];
   for (const run of runs) {
-    if (!succeeded.includes(run)) log().warn(`skipping ${run.experiment}/${run.runId}: state ${readStatus(run.dir).state}, not succeeded`);
+    const { state } = readStatus(run.dir);
+    if (state === "succeeded") succeeded.push(run);
+    else log().warn(`skipping ${run.experiment}/${run.runId}: state ${state}, not succeeded`);
   }
   if (succeeded.length === 0) {
     throw new UserError("PEFTCTL_USAGE", `no run of '${target}' has succeeded yet: nothing to push`, ["see `peftctl status " + target + "`"]);
@@ -68,16 +65,16 @@ export function registerPush(program: Command): void {
         for (const plan of plans) {
           const t = plan.target;
           process.stdout.write(`${plan.experiment}/${plan.runId} -> ${t.repo} branch ${t.branch} at ${t.endpoint} (${t.private ? "private" : "public"} if created)\n`);
-          for (const file of plan.files) process.stdout.write(`  ${formatSize(file.size).padStart(10)}  ${file.path}\n`);
+          for (const file of plan.files) process.stdout.write(`  ${formatBytes(file.size).padStart(10)}  ${file.path}\n`);
           const total = plan.files.reduce((sum, file) => sum + file.size, 0);
-          process.stdout.write(`  ${formatSize(total).padStart(10)}  total, ${plan.files.length} files (dry run: nothing sent)\n`);
+          process.stdout.write(`  ${formatBytes(total).padStart(10)}  total, ${plan.files.length} files (dry run: nothing sent)\n`);
         }
         return;
       }
 
       const results: PushResult[] = [];
       for (const run of runs) {
-        const result = await pushRun(run.dir);
+        const result = await pushRun(run.dir, pushOptions);
         results.push(result);
         if (context.json) continue;
         if (result.ok) {

@@ -2,7 +2,8 @@ import type { Command } from "commander";
 import { trackSweep } from "../../launch/track.ts";
 import { requireRuns } from "../../runs/store.ts";
 import { cliContext } from "../context.ts";
-import { onRunSucceeded, parseCpuSlots } from "./run.ts";
+import { cpuSlotsOption, retryFailedOption } from "../options.ts";
+import { onRunSucceeded } from "./run.ts";
 
 /** `peftctl resume <experiment>`: `run` on the experiment's stored job.json files; no config needed. */
 export function registerResume(program: Command): void {
@@ -10,8 +11,8 @@ export function registerResume(program: Command): void {
     .command("resume")
     .description("finish an experiment's runs from their stored job.json (no config needed)")
     .argument("<experiment>", "experiment name (or one run id)")
-    .option("--cpu-slots <n>", "concurrent jobs on the CPU when there is no GPU (default $PEFTCTL_CPU_SLOTS or 1)", parseCpuSlots)
-    .option("--retry-failed", "also retry runs that failed with a non-retryable error (bad spec or data)")
+    .addOption(cpuSlotsOption())
+    .addOption(retryFailedOption())
     .action(async (target: string, options: { cpuSlots?: number; retryFailed?: boolean }, command: Command) => {
       const context = cliContext(command);
       const runs = requireRuns(context.runsDir, target);

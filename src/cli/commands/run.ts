@@ -1,19 +1,12 @@
 import path from "node:path";
 import type { Command } from "commander";
-import { UserError } from "../../errors.ts";
 import { prepareRuns } from "../../launch/prepare.ts";
 import { trackSweep, type TrackOptions } from "../../launch/track.ts";
 import { log } from "../../log.ts";
 import { planConfig } from "../../experiment.ts";
 import { autoPushRun } from "../../hub/auto-push.ts";
 import { cliContext } from "../context.ts";
-import { setOption } from "../options.ts";
-
-export function parseCpuSlots(value: string): number {
-  const slots = Number(value);
-  if (!Number.isInteger(slots) || slots < 1) throw new UserError("PEFTCTL_USAGE", `--cpu-slots: expected a whole number >= 1, got '${value}'`);
-  return slots;
-}
+import { cpuSlotsOption, retryFailedOption, setOption } from "../options.ts";
 
 /**
  * After a run succeeds: the Hub auto-push when the config has `hub:` with auto_push. autoPushRun
@@ -32,8 +25,8 @@ export function registerRun(program: Command): void {
     .description("plan, launch and track an experiment's runs; re-running skips finished runs and resumes interrupted ones")
     .argument("<config>", "experiment config (YAML)")
     .addOption(setOption())
-    .option("--cpu-slots <n>", "concurrent jobs on the CPU when there is no GPU (default $PEFTCTL_CPU_SLOTS or 1)", parseCpuSlots)
-    .option("--retry-failed", "also retry runs that failed with a non-retryable error (bad spec or data)")
+    .addOption(cpuSlotsOption())
+    .addOption(retryFailedOption())
     .action(async (file: string, options: { set: string[]; cpuSlots?: number; retryFailed?: boolean }, command: Command) => {
       const context = cliContext(command);
       const { loaded, plan, warnings } = await planConfig(file, { set: options.set, runsDir: context.runsDir });

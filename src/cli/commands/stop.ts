@@ -1,4 +1,5 @@
 import type { Command } from "commander";
+import { UserError } from "../../errors.ts";
 import { stopRuns } from "../../launch/stop.ts";
 import { requireRuns } from "../../runs/store.ts";
 import { cliContext } from "../context.ts";
@@ -9,7 +10,7 @@ export function registerStop(program: Command): void {
     .command("stop")
     .description("stop running runs: they save a checkpoint and are marked interrupted ('peftctl resume' continues them)")
     .argument("<target>", "run id, experiment name, or <experiment>/<run_id>")
-    .option("--wait <seconds>", "how long to wait for them to stop before SIGKILL", (v) => Number(v), 120)
+    .option("--wait <seconds>", "how long to wait for them to stop before SIGKILL", parseSeconds, 120)
     .action(async (target: string, options: { wait: number }, command: Command) => {
       const context = cliContext(command);
       const results = await stopRuns(requireRuns(context.runsDir, target), { waitMs: options.wait * 1000 });
@@ -19,4 +20,10 @@ export function registerStop(program: Command): void {
       }
       for (const r of results) process.stdout.write(`${r.run.experiment}/${r.run.runId}: ${r.outcome} (${r.state})\n`);
     });
+}
+
+function parseSeconds(value: string): number {
+  const seconds = Number(value);
+  if (!Number.isFinite(seconds) || seconds < 0) throw new UserError("PEFTCTL_USAGE", `--wait: expected a number of seconds >= 0, got '${value}'`);
+  return seconds;
 }

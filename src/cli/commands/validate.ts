@@ -14,18 +14,17 @@ export function registerValidate(program: Command): void {
     .action(async (files: string[], options: { set: string[] }, command: Command) => {
       const context = cliContext(command);
       const results = [];
-      for (const file of files) results.push({ file, result: await checkExperiment(file, { set: options.set }) });
-      const invalid = results.filter(({ result }) => result.diagnostics.some((d) => d.severity === "error"));
+      for (const file of files) {
+        const result = await checkExperiment(file, { set: options.set });
+        results.push({ file, result, ok: !result.diagnostics.some((d) => d.severity === "error") });
+      }
+      const invalid = results.filter(({ ok }) => !ok);
       if (context.json) {
-        const report = results.map(({ file, result }) => ({
-          file,
-          ok: !invalid.some((entry) => entry.file === file),
-          diagnostics: result.diagnostics,
-        }));
+        const report = results.map(({ file, result, ok }) => ({ file, ok, diagnostics: result.diagnostics }));
         process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
       } else {
-        for (const { file, result } of results) {
-          if (invalid.some((entry) => entry.file === file)) continue;
+        for (const { file, result, ok } of results) {
+          if (!ok) continue;
           for (const warning of result.diagnostics) process.stderr.write(`${formatDiagnostic(warning)}\n`);
           process.stdout.write(`ok ${file}\n`);
         }
