@@ -3,7 +3,8 @@
 Both train the same examples (random tokens with dialogue-like lengths: mean ~300, sd 150, as in
 shared/anchors) with LoRA r=8 on q_proj, v_proj:
 - shim: peftshim's model, method and packing (isolated packed rows, explicit mask) and the same
-  step as train.py (loss over the step's target tokens, grad clipping, AdamW; fused on CUDA);
+  step as train.py (logits and loss over the target tokens only, grad clipping, AdamW; fused on
+  CUDA); with --compile its decoder layers are compiled as train.compile does;
 - baseline: the usual script: get_peft_model + DataCollatorForSeq2Seq padding each micro-batch to
   its longest example, loss averaged by the model.
 It prints real (non-pad) tokens/s of each, the ratio, peak memory (torch.cuda.max_memory_allocated
@@ -12,6 +13,9 @@ in the anchors; n/a on CPU). It is a benchmark, not a test.
 
     PYTHONPATH=python .venv/bin/python bench/throughput.py            # CPU: tiny-llama, < 60 s
     PYTHONPATH=python python bench/throughput.py                      # GPU: llama-7b-shape, 8 x 1024
+    PYTHONPATH=python python bench/throughput.py --only shim --attn flex_attention --compile --warmup 4
+
+bench/gpu_check.sh runs these and the CUDA tests in one go on a lent GPU machine.
 """
 
 from __future__ import annotations
@@ -39,8 +43,16 @@ from peft import LoraConfig, get_peft_model  # noqa: E402
 from transformers import DataCollatorForSeq2Seq  # noqa: E402
 
 from peftshim.data import IGNORE_INDEX, Example  # noqa: E402
+from peftshim.loss import target_loss  # noqa: E402
 from peftshim.methods import apply_method, count_parameters  # noqa: E402
-from peftshim.model import LLAMA_7B_SHAPE, TINY_LLAMA, build_builtin_model, load_base_model, resolve_dtype  # noqa: E402
+from peftshim.model import (  # noqa: E402
+    LLAMA_7B_SHAPE,
+    TINY_LLAMA,
+    build_builtin_model,
+    compile_decoder_layers,
+    load_base_model,
+    resolve_dtype,
+)
 from peftshim.packing import collate, make_batches  # noqa: E402
 from peftshim.spec import ModelSpec, SpecError  # noqa: E402
 
@@ -48,7 +60,6 @@ LORA = {"kind": "lora", "r": 8, "alpha": 16, "dropout": 0.0, "target_modules": [
         "use_dora": False, "use_rslora": False, "bias": "none"}
 # dense bf16 datasheet peaks (the anchors' MFU reference)
 PEAK_BF16_FLOPS = {"H100": 989e12, "H200": 989e12, "A100": 312e12}
-WARMUP_STEPS = 2
 
 
 def dialogue_like_examples(count: int, *, max_length: int, vocab: int, seed: int) -> list[Example]:
@@ -117,8 +128,8 @@ def peak_memory(device: torch.device) -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
-def run_timed(paths: dict[str, Iterator[Step]], device: torch.device) -> dict[str, Timing]:
-    """Runs the paths' steps round-robin, timing each step; the first WARMUP_STEPS of each are not timed.
+def run_timed(paths: dict[str, Iterator[Step]], device: torch.device, warmup: int) -> dict[str, Timing]:
+    """Runs the paths' steps round-robin, timing each step; the first `warmup` of each are not timed.
 
     Round-robin (one step of each path in turn) puts both paths under the same conditions when the
     machine is shared; with one path it is a plain loop. Peak memory covers whatever ran together.
@@ -140,7 +151,7 @@ def run_timed(paths: dict[str, Iterator[Step]], device: torch.device) -> dict[st
             sync(device)
             elapsed = time.perf_counter() - start
             seen[name] += 1
-            if seen[name] > WARMUP_STEPS:
+            if seen[name] > warmup:
                 timing = timings[name]
                 timing.steps += 1
                 timing.real_tokens += real
@@ -150,7 +161,7 @@ def run_timed(paths: dict[str, Iterator[Step]], device: torch.device) -> dict[st
     peak = peak_memory(device)
     for name, timing in timings.items():
         if timing.steps == 0:
-            raise SystemExit(f"{name}: fewer than {WARMUP_STEPS + 1} steps; raise --steps")
+            raise SystemExit(f"{name}: fewer than {warmup + 1} steps; raise --steps or lower --warmup")
         timing.peak_bytes = peak
     return timings
 
@@ -163,6 +174,8 @@ def make_optimizer(model: torch.nn.Module, device: torch.device) -> torch.optim.
 def shim_steps(base: torch.nn.Module, examples: list[Example], args: argparse.Namespace, device: torch.device,
                dtype: torch.dtype, pad_id: int) -> Iterator[Step]:
     model = apply_method(base, LORA, gradient_checkpointing=False)
+    if args.compile:
+        compile_decoder_layers(model)
     model.train()
     optimizer = make_optimizer(model, device)
     params = [p for p in model.parameters() if p.requires_grad]
@@ -173,7 +186,7 @@ def shim_steps(base: torch.nn.Module, examples: list[Example], args: argparse.Na
         for batch in batches:
             def step(batch=batch) -> None:  # the step of train.py, without accumulation
                 inputs = collate(batch, attn_implementation=args.attn, device=device, dtype=dtype)
-                model(**inputs, num_items_in_batch=max(1, batch.target_tokens)).loss.backward()
+                target_loss(model, inputs, num_items=batch.target_tokens).backward()
                 torch.nn.utils.clip_grad_norm_(params, 1.0)
                 optimizer.step()
                 optimizer.zero_grad(set_to_none=True)
@@ -238,6 +251,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--max-length", type=int, default=1024 if cuda else 512)
     parser.add_argument("--micro-batch", type=int, default=8 if cuda else 2)
     parser.add_argument("--attn", default="sdpa", choices=["sdpa", "eager", "flex_attention"])
+    parser.add_argument("--compile", action="store_true", help="compile the shim's decoder layers (train.compile)")
+    parser.add_argument("--only", default="both", choices=["both", "shim", "baseline"], help="which paths to run")
+    parser.add_argument("--warmup", type=int, default=2, help="untimed first steps of each path (more with --compile)")
     args = parser.parse_args(argv)
 
     device = torch.device("cuda" if cuda else "cpu")
@@ -264,27 +280,41 @@ def main(argv: list[str] | None = None) -> None:
     def second_base() -> torch.nn.Module:  # the same random weights again: both paths start from one model
         return build_builtin_model(args.model, tokenizer, device=device, dtype=dtype, attn=args.attn)
 
-    shim_name, baseline_name = "shim (packed, isolated)", "baseline (padded per micro-batch)"
-    if cuda:  # one 7B model at a time: run the paths one after the other
-        shim = run_timed({shim_name: shim_steps(base, examples, args, device, dtype, tokenizer.pad_token_id)}, device)[shim_name]
+    shim_name = "shim (packed, isolated" + (", compiled)" if args.compile else ")")
+    baseline_name = "baseline (padded per micro-batch)"
+
+    def shim_path(model: torch.nn.Module) -> dict[str, Iterator[Step]]:
+        return {shim_name: shim_steps(model, examples, args, device, dtype, tokenizer.pad_token_id)}
+
+    def baseline_path(model: torch.nn.Module) -> dict[str, Iterator[Step]]:
+        return {baseline_name: baseline_steps(model, tokenizer, examples, args, device)}
+
+    results: dict[str, Timing] = {}
+    if args.only == "baseline":
+        results = run_timed(baseline_path(base), device, args.warmup)
+    elif args.only == "shim":
+        results = run_timed(shim_path(base), device, args.warmup)
+    elif cuda:  # one 7B model at a time: run the paths one after the other
+        results = run_timed(shim_path(base), device, args.warmup)
         del base
         release(device)
-        baseline = run_timed({baseline_name: baseline_steps(second_base(), tokenizer, examples, args, device)}, device)[baseline_name]
+        results |= run_timed(baseline_path(second_base()), device, args.warmup)
     else:  # a shared CPU: interleave the steps so both paths see the same load
-        both = run_timed({shim_name: shim_steps(base, examples, args, device, dtype, tokenizer.pad_token_id),
-                          baseline_name: baseline_steps(second_base(), tokenizer, examples, args, device)}, device)
-        shim, baseline = both[shim_name], both[baseline_name]
+        results = run_timed(shim_path(base) | baseline_path(second_base()), device, args.warmup)
 
-    for result in (shim, baseline):
+    peak_key = "peak_gpu_gib" if cuda else "peak_rss_gib_both_paths" if len(results) == 2 else "peak_rss_gib"
+    for result in results.values():
         print(json.dumps({"path": result.name, "timed_steps": result.steps, "real_tokens": result.real_tokens,
                           "seconds": round(result.seconds, 2), "real_tokens_per_s": round(result.tokens_per_s),
                           "median_step_real_tokens_per_s": round(result.median_step_tokens_per_s),
                           "pad_fraction": round(result.pad_fraction, 3),
-                          ("peak_gpu_gib" if cuda else "peak_rss_gib_both_paths"): round(result.peak_bytes / 2**30, 2),
+                          peak_key: round(result.peak_bytes / 2**30, 2),
                           "mfu": mfu(result, total_params, config, args.max_length, device)}), flush=True)
-    print(json.dumps({"speedup_shim_over_baseline": round(shim.tokens_per_s / baseline.tokens_per_s, 2),
-                      "speedup_of_median_step_rates": round(shim.median_step_tokens_per_s / baseline.median_step_tokens_per_s, 2)}),
-          flush=True)
+    if len(results) == 2:
+        shim, baseline = results[shim_name], results[baseline_name]
+        print(json.dumps({"speedup_shim_over_baseline": round(shim.tokens_per_s / baseline.tokens_per_s, 2),
+                          "speedup_of_median_step_rates": round(shim.median_step_tokens_per_s / baseline.median_step_tokens_per_s, 2)}),
+              flush=True)
 
 
 if __name__ == "__main__":

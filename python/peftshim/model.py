@@ -219,3 +219,22 @@ def builtin_tokenizer(texts: Callable[[], Iterable[str]] | None, *, cache_dir: P
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     return tokenizer
+
+
+def compile_decoder_layers(model: torch.nn.Module) -> int:
+    """Compiles every decoder layer in place with torch.compile; returns how many were compiled.
+
+    Layers rather than the whole model: the layers are identical, so one compiled graph serves them
+    all, and the output layer stays eager for the loss's position hook (loss.py). `Module.compile()`
+    keeps the module and its state-dict keys, so checkpoints and adapters are the same as without.
+    The layer class comes from the model's `_no_split_modules` (LlamaDecoderLayer, GPT2Block, ...).
+    """
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    layer_classes = set(getattr(base, "_no_split_modules", None) or ())
+    layers = [module for module in base.modules() if type(module).__name__ in layer_classes]
+    if not layers:
+        raise SpecError("job.json", "train.compile", f"{type(base).__name__} names no decoder layer class to compile; "
+                        "turn compile off")
+    for layer in layers:
+        layer.compile()
+    return len(layers)

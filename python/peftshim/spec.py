@@ -68,6 +68,7 @@ class TrainSpec:
     weight_decay: float
     max_grad_norm: float
     gradient_checkpointing: bool
+    compile: bool
     seed: int
     log_every_steps: int
     gradient_accumulation_steps: int
@@ -173,8 +174,10 @@ class _Section:
         expected = "a non-empty string" if non_empty else "a string"
         return self._check(key, optional, lambda v: isinstance(v, str) and (bool(v) or not non_empty), expected)
 
-    def boolean(self, key: str) -> bool:
-        return self._check(key, False, lambda v: isinstance(v, bool), "true or false")
+    def boolean(self, key: str, *, default: bool | None = None) -> bool:
+        """`default` is for fields added after job specs were first written (older runs still resume)."""
+        value = self._check(key, default is not None, lambda v: isinstance(v, bool), "true or false")
+        return default if value is None else value
 
     def positive_int(self, key: str, *, optional: bool = False) -> Any:
         value = self._check(key, optional, lambda v: _is_int(v) and v > 0, "a positive integer")
@@ -299,6 +302,7 @@ def _train(s: _Section) -> TrainSpec:
         weight_decay=s.non_negative_number("weight_decay"),
         max_grad_norm=s.positive_number("max_grad_norm"),
         gradient_checkpointing=s.boolean("gradient_checkpointing"),
+        compile=s.boolean("compile", default=False),
         seed=s.non_negative_int("seed"),
         log_every_steps=s.positive_int("log_every_steps"),
         gradient_accumulation_steps=s.positive_int("gradient_accumulation_steps"),
@@ -354,6 +358,9 @@ def parse_spec(raw: Any, file: str = "job.json") -> JobSpec:
     method = _method(sections["method"])  # type: ignore[arg-type]
     data = _data(sections["data"])  # type: ignore[arg-type]
     train = _train(sections["train"])  # type: ignore[arg-type]
+    if train.compile and method["kind"] == "prefix":
+        raise SpecError(file, "train.compile", "prefix tuning cannot be compiled: its per-layer key/value cache "
+                        "recompiles every layer; turn compile off or use lora")
     eval_spec = _eval(sections["eval"])  # type: ignore[arg-type]
     checkpoint = _checkpoint(sections["checkpoint"])  # type: ignore[arg-type]
     resources = _resources(sections["resources"])  # type: ignore[arg-type]

@@ -32,8 +32,9 @@ from peftshim.data import (
     training_text,
 )
 from peftshim.events import EventWriter
+from peftshim.loss import target_loss
 from peftshim.methods import apply_method, count_parameters, save_trainable, supports_packing
-from peftshim.model import load_base_model, resolve_dtype
+from peftshim.model import compile_decoder_layers, load_base_model, resolve_dtype
 from peftshim.packing import Batch, collate, make_batches, pad_fraction
 from peftshim.spec import JobSpec
 
@@ -102,8 +103,7 @@ def evaluate(model: torch.nn.Module, batches: Sequence[Batch], *, attn: str, dev
             if batch.target_tokens == 0:
                 continue
             inputs = collate(batch, attn_implementation=attn, device=device, dtype=dtype)
-            out = model(**inputs, num_items_in_batch=batch.target_tokens)
-            total += float(out.loss) * batch.target_tokens
+            total += float(target_loss(model, inputs, num_items=1))  # the sum over the batch's targets
             count += batch.target_tokens
     model.train()
     return total / count if count else None
@@ -128,7 +128,9 @@ def generate_samples(model: Any, tokenizer: Any, spec: JobSpec, dialogues: Seque
     budget = max(1, spec.data.max_length - settings.max_new_tokens)
     samples: list[dict[str, Any]] = []
     model.eval()
-    with torch.no_grad():
+    # Decoding grows the key/value cache one token at a time: compiled layers (train.compile) would
+    # recompile for every layer and length, so generation always runs them eagerly.
+    with torch.no_grad(), torch.compiler.set_stance("force_eager"):
         for context, reference in generation_prompts(dialogues, settings.samples):
             ids = prompt_ids(context, tokenizer, max_length=budget, strategy=spec.data.strategy)
             input_ids = torch.tensor([ids], dtype=torch.long, device=device)
@@ -187,6 +189,8 @@ def train(spec: JobSpec, *, events: EventWriter, attempt: int, resume: bool, for
         raise DataError(f"{data_path}: no training example after the split (data.split.train={split.train})")
 
     model = apply_method(model, spec.method, gradient_checkpointing=cfg.gradient_checkpointing, tokenizer=tokenizer)
+    if cfg.compile:
+        compile_decoder_layers(model)
     trainable_count, total_count = count_parameters(model)
     params = [p for p in model.parameters() if p.requires_grad]
 
@@ -290,7 +294,7 @@ def train(spec: JobSpec, *, events: EventWriter, attempt: int, resume: bool, for
         step_loss = 0.0
         for batch in micro:
             inputs = collate(batch, attn_implementation=attn, device=device, dtype=dtype)
-            loss = model(**inputs, num_items_in_batch=targets).loss
+            loss = target_loss(model, inputs, num_items=targets)
             loss.backward()
             step_loss += float(loss.detach())
         torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)

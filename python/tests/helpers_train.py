@@ -82,6 +82,10 @@ def job_spec(run_dir: Path, *, method: str | dict[str, Any] = "lora", data_path:
     }
 
 
+# bench/gpu_check.sh sets PEFTSHIM_TEST_GPUS=1 to run the training tests on a GPU (bf16, fused AdamW).
+TEST_GPUS = int(os.environ.get("PEFTSHIM_TEST_GPUS", "0"))
+
+
 def small_job(run_dir: Path, *, method: str | dict[str, Any] = "lora", **overrides: dict[str, Any]) -> dict[str, Any]:
     """A CPU-sized job on the sample data: short rows, few steps, frequent logs and checkpoints."""
     base: dict[str, Any] = {
@@ -90,7 +94,7 @@ def small_job(run_dir: Path, *, method: str | dict[str, Any] = "lora", **overrid
                   "log_every_steps": 2, "gradient_accumulation_steps": 2},
         "eval": {"every_steps": 4, "generate": {"max_new_tokens": 8, "samples": 0}},
         "checkpoint": {"every_steps": 4, "keep_last": 2, "keep_adapters": "best"},
-        "resources": {"gpus": 0},
+        "resources": {"gpus": TEST_GPUS},
     }
     return job_spec(run_dir, method=method, **_merge(base, overrides))
 

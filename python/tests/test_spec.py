@@ -21,6 +21,12 @@ def test_complete_spec_loads(tmp_path: Path) -> None:
     assert spec.run_dir == (tmp_path / "run").resolve() and spec.job_fingerprint == "f" * 64
 
 
+def test_a_spec_written_before_train_compile_existed_still_loads(tmp_path: Path) -> None:
+    raw = job_spec(tmp_path, method="lora")
+    del raw["train"]["compile"]
+    assert parse_spec(raw).train.compile is False
+
+
 @pytest.mark.parametrize("kind", ["lora", "adapter", "ia3", "prefix", "prompt", "full"])
 def test_every_method_kind_is_accepted(tmp_path: Path, kind: str) -> None:
     assert parse_spec(job_spec(tmp_path, method=kind)).method["kind"] == kind
@@ -58,6 +64,9 @@ BAD_SPECS = [
     ("relative data path", _set("data.path", "data/x.json"), "job.json: data.path: expected an absolute path"),
     ("schema version", _set("schema_version", 2), "job.json: schema_version: expected 1, got 2"),
     ("split over 1", _set("data.split.valid", 0.5), "job.json: data.split.train: train + valid + test must not exceed 1"),
+    ("compile prefix", lambda spec: (_set("method", {"kind": "prefix", "num_virtual_tokens": 4})(spec), _set("train.compile", True)(spec)),
+     "job.json: train.compile: prefix tuning cannot be compiled"),
+    ("compile not a bool", _set("train.compile", "yes"), 'job.json: train.compile: expected true or false, got "yes"'),
     ("no fingerprint", _delete("fingerprints.job"), "job.json: fingerprints.job: missing"),
 ]
 

@@ -18,28 +18,30 @@ from helpers_train import run_main_in_process, events_of, read_events, small_job
 from peftshim.events import EVENT_FIELDS
 
 LLAMA_LINEAR = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
-# Per method: its settings, lr, and the least relative fall of the loss over 60 steps.
-# The base has random weights, so what a method can learn is bounded by what it can change: full
-# fine-tuning, LoRA or IA3 reaching the output layer (lm_head), and prefix tuning with 40 virtual
-# tokens cut the loss by 30% or more. LLaMA-Adapter acts only through gated attention to its adaption
-# prompts and cannot reshape a random lm_head's output distribution as far in 60 steps: measured 22-24%
-# at lr 0.1-0.3 and adapter_len 10-30 (tiny-llama init std 0.05), never 30%; it is held to 15%.
-METHODS: dict[str, tuple[dict[str, Any], float, float]] = {
-    "lora": ({"kind": "lora", "target_modules": [*LLAMA_LINEAR, "lm_head"]}, 3e-3, 0.30),
-    "full": ({"kind": "full"}, 3e-3, 0.30),
-    "ia3": ({"kind": "ia3", "target_modules": ["k_proj", "v_proj", "down_proj", "lm_head"]}, 2e-1, 0.30),
-    "adapter": ({"kind": "adapter", "adapter_layers": 4}, 1e-1, 0.15),
-    "prefix": ({"kind": "prefix", "num_virtual_tokens": 40}, 2e-1, 0.30),
-}
+LEAST_FALL = 0.30  # the first logged loss must fall by at least this fraction within STEPS steps
 STEPS = 60
+# Per method: its settings, lr, and the rows per step (micro-batch = batch, no accumulation).
+# The base has random weights, so what a method can learn is bounded by what it can change, and the
+# narrower its reach the noisier its gradient: LoRA and full fine-tuning clear 30% at 4 rows a step
+# (lora 40-42% over train seeds 1337, 1, 2); IA3 on lm_head and prefix tuning with 40 virtual tokens
+# only just did at 4 rows (30-35%), and hold 35-39% at 8. LLaMA-Adapter acts through one gated softmax
+# over its prompt keys per layer, read by RoPE-rotated queries: at 4 rows it reached 22-25%
+# (adapter_len 10-128, lr 0.03-1.0); with 128 prompts and 16 rows it falls 34-38% over the same seeds.
+METHODS: dict[str, tuple[dict[str, Any], float, int]] = {
+    "lora": ({"kind": "lora", "target_modules": [*LLAMA_LINEAR, "lm_head"]}, 3e-3, 4),
+    "full": ({"kind": "full"}, 3e-3, 4),
+    "ia3": ({"kind": "ia3", "target_modules": ["k_proj", "v_proj", "down_proj", "lm_head"]}, 2e-1, 8),
+    "adapter": ({"kind": "adapter", "adapter_layers": 4, "adapter_len": 128}, 2e-1, 16),
+    "prefix": ({"kind": "prefix", "num_virtual_tokens": 40}, 2e-1, 8),
+}
 
 
-def train_job(run_dir: Path, method: dict[str, Any], lr: float) -> Path:
+def train_job(run_dir: Path, method: dict[str, Any], lr: float, rows: int) -> Path:
     spec = small_job(
         run_dir,
         method=method,
         train={"max_steps": STEPS, "lr": lr, "lr_scheduler": "constant", "warmup_steps": 0, "log_every_steps": 1,
-               "batch_size": 4, "micro_batch_size": 4, "gradient_accumulation_steps": 1},
+               "batch_size": rows, "micro_batch_size": rows, "gradient_accumulation_steps": 1},
         eval={"every_steps": 30, "generate": {"samples": 2, "max_new_tokens": 4}},
         checkpoint={"every_steps": 30, "keep_last": 1, "keep_adapters": "last"},
     )
@@ -84,9 +86,9 @@ def load_and_generate(run_dir: Path, method: str) -> torch.Tensor:
 
 @pytest.mark.parametrize("method", list(METHODS))
 def test_smoke_training_learns_and_leaves_a_loadable_adapter(tmp_path: Path, method: str, capsys) -> None:
-    settings, lr, least_fall = METHODS[method]
+    settings, lr, rows = METHODS[method]
     run_dir = tmp_path / f"run-{method}"
-    job = train_job(run_dir, settings, lr)
+    job = train_job(run_dir, settings, lr, rows)
 
     assert run_main_in_process("train", "--job", str(job)) == 0
 
@@ -100,7 +102,7 @@ def test_smoke_training_learns_and_leaves_a_loadable_adapter(tmp_path: Path, met
     first, last = losses[0], sum(losses[-5:]) / 5
     with capsys.disabled():
         print(f" {method}: loss {first:.3f} -> {last:.3f} ({1 - last / first:.0%} lower)")
-    assert last <= (1 - least_fall) * first, f"{method}: loss {first:.3f} -> {last:.3f}"
+    assert last <= (1 - LEAST_FALL) * first, f"{method}: loss {first:.3f} -> {last:.3f}"
 
     done = events_of(events, "done")[0]
     metrics = done["metrics"]

@@ -22,11 +22,13 @@ const BatchFields = z.object({ batch_size: TrainSchema.shape.batch_size, micro_b
 const GpuFields = z.object({ gpus: ResourcesSchema.shape.gpus });
 const SplitFields = z.object(SplitSchema.shape);
 const MaxStepsFields = z.object({ max_steps: TrainSchema.shape.max_steps });
+const LayerFields = z.object({ gradient_checkpointing: TrainSchema.shape.gradient_checkpointing, compile: TrainSchema.shape.compile });
 const EveryStepsFields = { eval: z.object({ every_steps: EvalSchema.shape.every_steps }), checkpoint: z.object({ every_steps: CheckpointSchema.shape.every_steps }) };
 
 export function checkRules(root: unknown, report: Report, warn: Report): void {
   if (!isPlainObject(root)) return;
   checkBatch(root, report);
+  checkPrefixTraining(root, report);
   checkSplit(root, report);
   checkIntervals(root, warn);
   checkSweep(root, report, warn);
@@ -48,6 +50,20 @@ function checkBatch(root: Record<string, unknown>, report: Report): void {
     where,
     `batch_size ${batch} is not a multiple of ${unit}: gradient accumulation needs a whole number of micro-batches (try batch_size ${lower === batch ? lower + perStep : lower})`,
   );
+}
+
+/** Prefix tuning hands every layer its prefix through the key/value cache, which neither
+ * activation checkpointing nor a compiled layer (recompiled once per layer index) can take. */
+function checkPrefixTraining(root: Record<string, unknown>, report: Report): void {
+  if (methodKindOf(root) !== "prefix") return;
+  const train = LayerFields.safeParse(section(root, "train"));
+  if (!train.success) return;
+  if (train.data.gradient_checkpointing) {
+    report(["train", "gradient_checkpointing"], "prefix tuning does not work with gradient checkpointing: its prefix is a per-layer key/value cache; turn it off or use lora");
+  }
+  if (train.data.compile) {
+    report(["train", "compile"], "prefix tuning cannot be compiled: its per-layer key/value cache recompiles every layer; turn compile off or use lora");
+  }
 }
 
 function checkSplit(root: Record<string, unknown>, report: Report): void {

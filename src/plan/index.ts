@@ -187,7 +187,10 @@ function jobResolver(config: Config, options: PlanOptions): (values: SweepPoint)
     const trainKey = `${parts.train.key}\u0000${accumulation}`;
     let trainCanonical = trainCanonicals.get(trainKey);
     if (trainCanonical === undefined) {
-      trainCanonical = canonicalJson(trainWithAccumulation);
+      // train.compile came after the first runs: left out while false (its default), it keeps their
+      // run ids and job fingerprints, so they still resume; compiled runs are their own runs.
+      const { compile, ...eager } = trainWithAccumulation;
+      trainCanonical = canonicalJson(compile ? trainWithAccumulation : eager);
       trainCanonicals.set(trainKey, trainCanonical);
     }
     const fingerprintCanonical = `{"data":${parts.data.canonical},"method":${parts.method.canonical},"model":${parts.model.canonical},"train":${trainCanonical}}`;

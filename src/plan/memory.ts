@@ -14,6 +14,9 @@
  *                      fp32 vocab-wide tensors alive together at the start of backward: the
  *                      log_softmax output cross-entropy keeps (transformers upcasts logits to fp32
  *                      for the loss), the gradient arriving at it, and the gradient it produces.
+ *                      This counts every position, as the anchors' plain loop does; the shim
+ *                      computes logits only at labelled positions (python/peftshim/loss.py), a
+ *                      data-dependent share, so for its jobs this term is an upper bound.
  * With gradient checkpointing (non-reentrant), only each layer's input (e x hidden per token) is
  * kept, and one layer at a time is recomputed during backward:
  *   activations      = layers x e x hidden x tokens + max(logits, one layer + returned logits)

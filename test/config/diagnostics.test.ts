@@ -93,6 +93,16 @@ describe("cross-field rules", () => {
     expect(await errorsOf(`${MINIMAL}train:\n  batch_size: 6\n  lr: x\n`)).toHaveLength(2);
   });
 
+  test("prefix tuning refuses gradient checkpointing and compile, other methods take both", async () => {
+    const prefix = MINIMAL.replace("kind: lora", "kind: prefix");
+    expect(await errorsOf(`${prefix}train:\n  gradient_checkpointing: true\n  compile: true\n`)).toEqual([
+      "<dir>/a.yaml:10:27: train.gradient_checkpointing: prefix tuning does not work with gradient checkpointing: its prefix is a per-layer key/value cache; turn it off or use lora",
+      "<dir>/a.yaml:11:12: train.compile: prefix tuning cannot be compiled: its per-layer key/value cache recompiles every layer; turn compile off or use lora",
+    ]);
+    expect(await errorsOf(`${prefix}train:\n  compile: false\n`)).toEqual([]);
+    expect(await errorsOf(`${MINIMAL}train:\n  gradient_checkpointing: true\n  compile: true\n`)).toEqual([]);
+  });
+
   test("split fractions must sum to 1", async () => {
     expect(await errorsOf(`${MINIMAL}  split: { train: 0.7, valid: 0.1, test: 0.1 }\n`)).toEqual([
       "<dir>/a.yaml:9:10: data.split: train + valid + test must sum to 1, got 0.7 + 0.1 + 0.1 = 0.9",

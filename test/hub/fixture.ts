@@ -58,6 +58,7 @@ export function fixtureJob(runDir: string, overrides: Partial<JobSpec> = {}): Jo
       weight_decay: 0,
       max_grad_norm: 1,
       gradient_checkpointing: false,
+      compile: false,
       seed: 1337,
       log_every_steps: 5,
       gradient_accumulation_steps: 2,

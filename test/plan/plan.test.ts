@@ -4,6 +4,7 @@ import { describe, expect, it } from "vitest";
 import { ExperimentSchema } from "../../src/config/schema.ts";
 import { UserError } from "../../src/errors.ts";
 import { canonicalJson, sha256Hex } from "../../src/plan/canonical.ts";
+import { planConfig } from "../../src/experiment.ts";
 import { planExperiment } from "../../src/plan/index.ts";
 import { formatSweepNumber, sweepSlug } from "../../src/plan/runid.ts";
 import { experiment } from "./helpers.ts";
@@ -82,6 +83,17 @@ describe("run ids", () => {
     expect(otherEval.jobs[0]!.spec.run_id).not.toBe(base);
   });
 
+  it("stay those of earlier releases while train.compile is false; compiled runs are new runs", async () => {
+    const smoke = path.join(import.meta.dirname, "../../configs/smoke.yaml");
+    const ids = async (set: string[]) => (await planConfig(smoke, { set, runsDir: "/runs" })).plan.jobs.map((j) => j.spec.run_id);
+    // the ids the smoke sweep had before train.compile existed (README's demo output shows the first)
+    expect(await ids([])).toEqual(["smoke-r4-ed76bd", "smoke-r8-ca8cb1"]);
+    expect(await ids(["train.compile=false"])).toEqual(["smoke-r4-ed76bd", "smoke-r8-ca8cb1"]);
+    const compiled = await ids(["train.compile=true"]);
+    expect(compiled).toHaveLength(2);
+    expect(compiled.filter((id) => id.endsWith("-ed76bd") || id.endsWith("-ca8cb1"))).toEqual([]);
+  });
+
   it("are unique over a large sweep, and a value listed twice plans one job with a warning", () => {
     const big = planExperiment(
       experiment({ sweep: { parameters: { "method.r": [1, 2, 3, 4, 5, 6, 7, 8], "train.lr": [1e-5, 2e-5, 5e-5, 1e-4, 2e-4], "train.seed": [1, 2, 3, 4, 5] } } }),
@@ -117,9 +129,12 @@ describe("job specs", () => {
     expect(first!.data.path).toBe("/checkout/data/extes.json");
     expect(first).not.toHaveProperty("sweep");
     expect(first).not.toHaveProperty("extends");
-    // sha256 of model, method, data, train, with the data path as seen from the config's directory.
+    // sha256 of model, method, data, train, with the data path as seen from the config's directory
+    // (and train.compile left out while false: see "stay those of earlier releases").
+    expect(first!.train.compile).toBe(false);
+    const { compile: _compile, ...train } = first!.train;
     const expected = sha256Hex(
-      canonicalJson({ model: first!.model, method: first!.method, data: { ...first!.data, path: "../data/extes.json" }, train: first!.train }),
+      canonicalJson({ model: first!.model, method: first!.method, data: { ...first!.data, path: "../data/extes.json" }, train }),
     );
     expect(first!.fingerprints.job).toBe(expected);
     expect(second!.fingerprints.job).not.toBe(expected);

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Every check of the shim that needs a GPU, in one pass sized for a 15-minute device lease (at most
+# 9 minutes here). Run it from the repository root on the GPU host (python3 with torch, transformers,
+# peft; no Node.js needed):
+#
+#     bash bench/gpu_check.sh            # results in $OUT (or /tmp/peftctl-gpu-check)
+#
+# 1. the shim's tests on CUDA: packing isolation incl. flex_attention, target-only loss, compiled
+#    layers, and the smoke training of every method in bf16 with fused AdamW (PEFTSHIM_TEST_GPUS=1);
+# 2. bench/throughput.py on builtin:llama-7b-shape, LoRA r=8 q,v, 8 x 1024: shim (sdpa) against the
+#    padded baseline, the figures (real tokens/s, ratio, peak GiB, MFU);
+# 3. the shim again with flex_attention and compiled decoder layers (train.compile), alone.
+# Each step has its own time limit and the next one runs whatever the last one did.
+set -uo pipefail
+out=${OUT:-/tmp/peftctl-gpu-check}
+python=${PEFTCTL_PYTHON:-python3}
+mkdir -p "$out"
+export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false
+
+step() {
+  local name=$1 limit=$2
+  shift 2
+  local start=$SECONDS
+  timeout "$limit" "$@" >"$out/$name.log" 2>&1
+  local rc=$?
+  echo "$name: exit $rc after $((SECONDS - start)) s" | tee -a "$out/summary.txt"
+  tail -n 8 "$out/$name.log"
+}
+
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$out/gpu.csv"
+"$python" -c 'import torch, transformers, peft; print("torch", torch.__version__, "transformers", transformers.__version__, "peft", peft.__version__)' | tee -a "$out/gpu.csv"
+
+step pytest-cuda 160 env PEFTSHIM_TEST_GPUS=1 "$python" -m pytest -q -p no:cacheprovider \
+  python/tests/test_packing.py python/tests/test_loss.py python/tests/test_compile.py python/tests/test_train.py
+step throughput-sdpa 190 "$python" bench/throughput.py --attn sdpa
+step throughput-flex-compiled 190 "$python" bench/throughput.py --only shim --attn flex_attention --compile --warmup 4
