@@ -93,10 +93,13 @@ def main(argv: list[str] | None = None) -> int:
 
     from peftshim.checkpoint import FingerprintError
     from peftshim.data import DataError
+    from peftshim.ranks import rank_from_env
     from peftshim.train import train
 
+    # Under torchrun only rank 0 reports progress; every rank still reports its own failure below.
+    progress = events if rank_from_env() == 0 else EventWriter(spec.run_id, None, quiet=True)
     try:
-        return train(spec, events=events, attempt=args.attempt, resume=args.resume, force=args.force, stop=stop)
+        return train(spec, events=progress, attempt=args.attempt, resume=args.resume, force=args.force, stop=stop)
     except SpecError as err:
         return _fail(events, "spec", str(err), EXIT_BAD_INPUT)
     except DataError as err:

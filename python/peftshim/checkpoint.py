@@ -153,6 +153,17 @@ def capture_rng() -> dict[str, Any]:
     }
 
 
+def rank_rng_states(states: list[dict[str, Any]]) -> dict[str, Any]:
+    """One rng.pt for a data-parallel run: rank 0's state as usual, every rank's under "ranks"."""
+    return {**states[0], "ranks": states}
+
+
+def rng_of_rank(saved: dict[str, Any], rank: int) -> dict[str, Any]:
+    """The state rank `rank` resumes with (rank 0's where the checkpoint holds no state of its own)."""
+    ranks = saved.get("ranks") or []
+    return ranks[rank] if rank < len(ranks) else saved
+
+
 def restore_rng(state: dict[str, Any]) -> None:
     version, internal, gauss = state["python"]
     random.setstate((version, tuple(internal), gauss))
@@ -200,10 +211,13 @@ def save_checkpoint(
     state: TrainerState,
     eval_loss: float | None,
     save_adapter: Callable[[torch.nn.Module, Path], None],
+    rng: dict[str, Any] | None = None,
 ) -> SavedCheckpoint:
     """Writes step-XXXXXX atomically (write_atomic_dir), then MANIFEST.json last.
 
-    A same-step leftover (renamed before an earlier attempt died, without a manifest) is replaced.
+    `rng` is the generator state to save (default: this process's, capture_rng()); a data-parallel
+    run passes rank_rng_states(...), which holds every rank's. A same-step leftover (renamed before
+    an earlier attempt died, without a manifest) is replaced.
     """
     final = checkpoints_root(run_dir) / step_dir_name(state.step)
 
@@ -212,7 +226,7 @@ def save_checkpoint(
         save_file(trainable_tensors(model), str(tmp / TRAINABLE_FILE))
         torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
         torch.save(scheduler.state_dict(), tmp / "scheduler.pt")
-        torch.save(capture_rng(), tmp / "rng.pt")
+        torch.save(rng if rng is not None else capture_rng(), tmp / "rng.pt")
         (tmp / "trainer_state.json").write_text(json.dumps(asdict(state), indent=2) + "\n")
 
     write_atomic_dir(final, fill)

@@ -45,10 +45,13 @@ def _now() -> str:
 class EventWriter:
     """Writes events to stdout and appends them to events.jsonl (flushed and fsynced per line)."""
 
-    def __init__(self, run_id: str, events_path: Path | None, stream: TextIO | None = None) -> None:
+    def __init__(self, run_id: str, events_path: Path | None, stream: TextIO | None = None, *,
+                 quiet: bool = False) -> None:
+        """`quiet`: build and check events but write them nowhere (the ranks of a data-parallel run but 0)."""
         self.run_id = run_id
         self.events_path = events_path
         self.stream = stream if stream is not None else sys.stdout
+        self.quiet = quiet
 
     def emit(self, type_: str, **fields: Any) -> dict[str, Any]:
         expected = EVENT_FIELDS[type_]
@@ -56,6 +59,8 @@ class EventWriter:
             raise ValueError(f"event {type_}: fields {sorted(fields)} differ from the protocol's {sorted(expected)}")
         event = {"v": EVENTS_VERSION, "t": _now(), "run_id": self.run_id, "type": type_, **fields}
         line = json.dumps(event, separators=(",", ":"), allow_nan=False) + "\n"
+        if self.quiet:
+            return event
         self.stream.write(line)
         self.stream.flush()
         if self.events_path is not None:

@@ -18,12 +18,16 @@ from typing import Any, Mapping
 
 import torch
 import torch.nn.functional as F
+from torch.nn.parallel import DistributedDataParallel
 
 from peftshim.data import IGNORE_INDEX
 
 
 def target_loss(model: torch.nn.Module, inputs: Mapping[str, Any], *, num_items: int) -> torch.Tensor:
-    """Summed cross-entropy of the labelled tokens in `inputs` (which holds `labels`) / `num_items`."""
+    """Summed cross-entropy of the labelled tokens in `inputs` (which holds `labels`) / `num_items`.
+
+    `model` may be wrapped in DistributedDataParallel (its forward then syncs the gradients).
+    """
     labels: torch.Tensor = inputs["labels"]
     targets = labels[:, 1:]
     scored = targets != IGNORE_INDEX
@@ -38,7 +42,8 @@ def target_loss(model: torch.nn.Module, inputs: Mapping[str, Any], *, num_items:
             positions = F.pad(positions, (hidden.shape[1] - positions.shape[1], 0), value=False)
         return (hidden[positions], *args[1:])
 
-    handle = model.get_output_embeddings().register_forward_pre_hook(keep_scored_positions)
+    inner = model.module if isinstance(model, DistributedDataParallel) else model  # DDP runs the forward
+    handle = inner.get_output_embeddings().register_forward_pre_hook(keep_scored_positions)
     try:
         logits = model(**{name: value for name, value in inputs.items() if name != "labels"}, use_cache=False).logits
     finally:

@@ -12,11 +12,13 @@ import os
 import platform
 import random
 import time
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any, Protocol, Sequence
 
 import numpy as np
 import torch
+from torch.nn.parallel import DistributedDataParallel
 from transformers import get_scheduler
 
 from peftshim import checkpoint as ckpt
@@ -36,7 +38,8 @@ from peftshim.loss import target_loss
 from peftshim.methods import apply_method, count_parameters, save_trainable, supports_packing
 from peftshim.model import compile_decoder_layers, load_base_model, resolve_dtype
 from peftshim.packing import Batch, collate, make_batches, pad_fraction
-from peftshim.spec import JobSpec
+from peftshim.ranks import Ranks, join, leave
+from peftshim.spec import JobSpec, SpecError
 
 EXIT_DONE = 0
 EXIT_INTERRUPTED = 75
@@ -63,8 +66,13 @@ def cache_dir() -> Path:
     return Path(configured) if configured else Path(__file__).resolve().parents[2] / ".cache" / "peftshim"
 
 
-def pick_device(spec: JobSpec) -> torch.device:
-    return torch.device("cuda:0") if spec.resources.gpus > 0 and torch.cuda.is_available() else torch.device("cpu")
+def wants_cuda(spec: JobSpec) -> bool:
+    return spec.resources.gpus > 0 and torch.cuda.is_available()
+
+
+def pick_device(spec: JobSpec, ranks: Ranks = Ranks()) -> torch.device:
+    """The job's device: this rank's GPU (torchrun's LOCAL_RANK among CUDA_VISIBLE_DEVICES), else the CPU."""
+    return torch.device(f"cuda:{ranks.local_rank}") if wants_cuda(spec) else torch.device("cpu")
 
 
 def describe_device(device: torch.device) -> str:
@@ -86,10 +94,19 @@ def _data_params(spec: JobSpec) -> dict[str, Any]:
             "split": vars(d.split), "tokenizer_of": spec.model.base, "revision": spec.model.revision}
 
 
+def micro_batches_per_step(spec: JobSpec) -> int:
+    """The planner's accumulation is per device: a step takes that many micro-batches per planned GPU.
+
+    However many processes share them (torchrun's ranks, or one process when a multi-GPU job falls
+    back to the CPU), so the global batch is the configured one either way.
+    """
+    return spec.train.gradient_accumulation_steps * max(1, spec.resources.gpus)
+
+
 def total_steps_for(spec: JobSpec, batches_per_epoch: int) -> int:
     if spec.train.max_steps is not None:
         return spec.train.max_steps
-    return max(1, math.ceil(spec.train.epochs * batches_per_epoch / spec.train.gradient_accumulation_steps))
+    return max(1, math.ceil(spec.train.epochs * batches_per_epoch / micro_batches_per_step(spec)))
 
 
 def evaluate(model: torch.nn.Module, batches: Sequence[Batch], *, attn: str, device: torch.device,
@@ -158,13 +175,26 @@ def _write_json_atomic(path: Path, value: Any) -> None:
 
 
 def train(spec: JobSpec, *, events: EventWriter, attempt: int, resume: bool, force: bool, stop: StopRequest) -> int:
-    """Runs (or resumes) the job; returns the exit code (0 done, 75 interrupted after a checkpoint)."""
+    """Runs (or resumes) the job; returns the exit code (0 done, 75 interrupted after a checkpoint).
+
+    Under torchrun (resources.gpus > 1) this is one rank of a data-parallel run (ranks.py); `events`
+    is then rank 0's writer, or a quiet one on the other ranks.
+    """
+    ranks = join(cuda=wants_cuda(spec))
+    try:
+        return _train(spec, ranks, events=events, attempt=attempt, resume=resume, force=force, stop=stop)
+    finally:
+        leave(ranks)
+
+
+def _train(spec: JobSpec, ranks: Ranks, *, events: EventWriter, attempt: int, resume: bool, force: bool,
+           stop: StopRequest) -> int:
     started = time.monotonic()
     run_dir = spec.run_dir
     run_dir.mkdir(parents=True, exist_ok=True)
     cfg = spec.train
     seed_everything(cfg.seed)
-    device = pick_device(spec)
+    device = pick_device(spec, ranks)
     dtype = resolve_dtype(spec.model.dtype, device)
     attn = spec.model.attn
 
@@ -193,6 +223,14 @@ def train(spec: JobSpec, *, events: EventWriter, attempt: int, resume: bool, for
         compile_decoder_layers(model)
     trainable_count, total_count = count_parameters(model)
     params = [p for p in model.parameters() if p.requires_grad]
+    # The model in the training step; eval, generation and saving use `model` itself, on rank 0 only.
+    train_model: torch.nn.Module = model
+    if ranks.distributed:
+        seed_everything(cfg.seed + ranks.rank)  # the weights were drawn alike; dropout differs per rank
+        train_model = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+
+    def stop_requested() -> bool:
+        return ranks.any(stop.received is not None, device)
 
     packing = spec.data.packing and supports_packing(spec.method)
     pad_id = tokenizer.pad_token_id
@@ -203,7 +241,10 @@ def train(spec: JobSpec, *, events: EventWriter, attempt: int, resume: bool, for
 
     first_epoch = batches_for(train_examples, 0, cfg.seed)
     valid_batches = batches_for(valid_examples, 0, cfg.seed) if valid_examples else []
-    accumulation = cfg.gradient_accumulation_steps
+    step_micro_batches = micro_batches_per_step(spec)
+    if ranks.distributed and ranks.world != spec.resources.gpus:
+        raise SpecError("job.json", "resources.gpus", f"the job plans {spec.resources.gpus} GPU(s) but torchrun started "
+                        f"{ranks.world} processes; start one per planned GPU (peftctl run does)")
     total_steps = total_steps_for(spec, len(first_epoch))
 
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay,
@@ -216,8 +257,10 @@ def train(spec: JobSpec, *, events: EventWriter, attempt: int, resume: bool, for
     loaded: ckpt.LoadedState | None = None
     resumed_from: Path | None = None
     if resume:
-        ckpt.clean_temporary(run_dir)
-        found = ckpt.find_resumable(run_dir, ckpt.warn)
+        if ranks.main:
+            ckpt.clean_temporary(run_dir)
+        ranks.barrier()
+        found = ckpt.find_resumable(run_dir, ckpt.warn if ranks.main else lambda _message: None)
         if found is not None:
             path, manifest = found
             try:
@@ -231,10 +274,11 @@ def train(spec: JobSpec, *, events: EventWriter, attempt: int, resume: bool, for
             scheduler.load_state_dict(loaded.scheduler)
             state = loaded.trainer
             state.job_fingerprint, state.data_fingerprint = spec.job_fingerprint, data_fp
-    if loaded is None:
+    if loaded is None and ranks.main:
         ckpt.discard_stale(run_dir)
 
-    events.start(attempt=attempt, versions=versions(), device=describe_device(device), trainable=trainable_count,
+    device_text = describe_device(device) + (f" x {ranks.world} ranks" if ranks.distributed else "")
+    events.start(attempt=attempt, versions=versions(), device=device_text, trainable=trainable_count,
                  total=total_count, resumed_from_step=state.step if loaded is not None else None)
     events.data(
         examples={"train": len(train_examples), "valid": len(valid_examples), "test": len(test_examples)},
@@ -245,6 +289,8 @@ def train(spec: JobSpec, *, events: EventWriter, attempt: int, resume: bool, for
     )
 
     def run_eval() -> float | None:
+        if not ranks.main:
+            return None
         loss = evaluate(model, valid_batches, attn=attn, device=device, dtype=dtype)
         if loss is not None:
             state.eval_history.append((state.step, loss))
@@ -253,22 +299,29 @@ def train(spec: JobSpec, *, events: EventWriter, attempt: int, resume: bool, for
 
     runtime_before = state.runtime_s
     # The checkpoint that holds the current state, if one does (an interruption then needs no other).
-    current: dict[int, Path] = {state.step: resumed_from} if resumed_from is not None else {}
+    # (Every rank keeps it, so that all of them take the same branch; the path is rank 0's.)
+    current: dict[int, Path | None] = {state.step: resumed_from} if resumed_from is not None else {}
 
-    def save(eval_loss: float | None) -> ckpt.SavedCheckpoint:
+    def save(eval_loss: float | None) -> Path | None:
+        """Every rank calls it (their generator states are gathered); rank 0 writes and returns the path."""
+        rng_states = ranks.gather(ckpt.capture_rng())
+        current.clear()
+        current[state.step] = None
+        if not ranks.main:
+            return None
         state.runtime_s = runtime_before + time.monotonic() - started
         saved = ckpt.save_checkpoint(run_dir, model=model, optimizer=optimizer, scheduler=scheduler, state=state,
-                                     eval_loss=eval_loss, save_adapter=save_trainable)
+                                     eval_loss=eval_loss, save_adapter=save_trainable,
+                                     rng=ckpt.rank_rng_states(rng_states) if ranks.distributed else rng_states[0])
         events.checkpoint(step=state.step, path=str(saved.path), manifest_sha256=saved.manifest_sha256)
-        current.clear()
         current[state.step] = saved.path
         ckpt.apply_retention(run_dir, keep_last=spec.checkpoint.keep_last,
                              keep_adapters=spec.checkpoint.keep_adapters)
-        return saved
+        return saved.path
 
     if loaded is not None:
         # Last, so nothing between here and the next step draws from the restored generators.
-        ckpt.restore_rng(loaded.rng)
+        ckpt.restore_rng(ckpt.rng_of_rank(loaded.rng, ranks.rank))
 
     epoch_batches = first_epoch if state.epoch == 0 else batches_for(train_examples, state.epoch, cfg.seed)
     model.train()
@@ -278,10 +331,10 @@ def train(spec: JobSpec, *, events: EventWriter, attempt: int, resume: bool, for
     loop_start = time.monotonic()
 
     while state.step < total_steps:
-        if stop.received is not None:
+        if stop_requested():
             break
         micro: list[Batch] = []
-        for _ in range(accumulation):
+        for _ in range(step_micro_batches):
             if state.batch_index >= len(epoch_batches):
                 state.epoch += 1
                 state.batch_index = 0
@@ -291,12 +344,17 @@ def train(spec: JobSpec, *, events: EventWriter, attempt: int, resume: bool, for
         # One normaliser for the whole accumulated step: every supervised token weighs the same,
         # however the examples are packed into rows and micro-batches.
         targets = max(1, sum(b.target_tokens for b in micro))
+        mine = micro[ranks.rank :: ranks.world]  # rank r takes every world-th micro-batch of the step
         step_loss = 0.0
-        for batch in micro:
+        for index, batch in enumerate(mine):
             inputs = collate(batch, attn_implementation=attn, device=device, dtype=dtype)
-            loss = target_loss(model, inputs, num_items=targets)
-            loss.backward()
+            # DDP averages gradients over the ranks and syncs once per step, on the last micro-batch.
+            last = index == len(mine) - 1
+            with train_model.no_sync() if ranks.distributed and not last else nullcontext():  # type: ignore[operator]
+                loss = target_loss(train_model, inputs, num_items=targets)
+                (loss * ranks.world).backward()
             step_loss += float(loss.detach())
+        step_loss = ranks.sum(step_loss, device)
         torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
         optimizer.step()
         scheduler.step()
@@ -326,20 +384,24 @@ def train(spec: JobSpec, *, events: EventWriter, attempt: int, resume: bool, for
         if state.step == total_steps:
             break
         eval_loss = run_eval() if state.step % spec.eval.every_steps == 0 else None
-        if stop.received is not None:
+        if stop_requested():
             break
         if state.step % spec.checkpoint.every_steps == 0:
             save(eval_loss)
 
-    if stop.received is not None and state.step < total_steps:
-        saved_path: str | None = None
+    if state.step < total_steps:  # the loop stopped early: a stop was requested
+        saved: Path | None = None
         if state.step > 0:
-            saved_path = str(current[state.step] if state.step in current else save(eval_loss).path)
-        events.interrupted(step=state.step, checkpoint=saved_path, signal=stop.received)
+            saved = current[state.step] if state.step in current else save(eval_loss)
+        # a rank other than the one signalled still names the signal torchrun passes on
+        events.interrupted(step=state.step, checkpoint=str(saved) if saved is not None else None,
+                           signal=stop.received or "SIGTERM")
         return EXIT_INTERRUPTED
 
     final_eval = run_eval()
     save(final_eval)
+    if not ranks.main:
+        return EXIT_DONE
     adapter_dir = run_dir / ckpt.ADAPTER_DIR
 
     def fill_adapter(tmp: Path) -> None:

@@ -62,9 +62,10 @@ export function classifyResult(result: JobResult, stopRequested: boolean): Outco
   if (result.exitCode === ShimExit.done) {
     return { kind: "succeeded", adapterPath: last?.type === "done" ? last.adapter_path : null };
   }
-  if (stopRequested && (result.exitCode === ShimExit.interrupted || result.exitCode === null)) return { kind: "interrupted" };
+  const exitCode = shimExitCode(result);
+  if (stopRequested && (exitCode === ShimExit.interrupted || exitCode === null)) return { kind: "interrupted" };
   const errorEvent = last?.type === "error" ? last : undefined;
-  switch (result.exitCode) {
+  switch (exitCode) {
     case ShimExit.interrupted:
       return { kind: "retry", reason: "interrupted" };
     case ShimExit.outOfMemory:
@@ -88,6 +89,18 @@ export function classifyResult(result: JobResult, stopRequested: boolean): Outco
         },
       };
   }
+}
+
+/**
+ * The shim's own exit code. torchrun (multi-GPU jobs) exits 1 whatever its workers exited with, so
+ * there the last event tells: `interrupted` is exit 75, an `error` of kind oom is exit 3.
+ */
+function shimExitCode(result: JobResult): number | null {
+  const last = result.lastEvent;
+  if (result.exitCode === null || result.exitCode === ShimExit.done) return result.exitCode;
+  if (last?.type === "interrupted") return ShimExit.interrupted;
+  if (last?.type === "error" && last.kind === "oom") return ShimExit.outOfMemory;
+  return result.exitCode;
 }
 
 /** Halves the micro-batch and doubles accumulation (same global batch); undefined at micro-batch 1. */

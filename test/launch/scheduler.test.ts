@@ -200,6 +200,18 @@ describe("scheduling rules", () => {
     expect(classifyResult({ ...base, exitCode: 2 }, false)).toMatchObject({ kind: "failed", error: { retryable: false } });
   });
 
+  it("reads torchrun's exit 1 by the workers' last event", () => {
+    const base = { failed: true, signal: null, durationMs: 1, error: "boom", exitCode: 1 };
+    const interrupted = { v: 1, t: "t", run_id: "r", type: "interrupted", step: 5, checkpoint: "/c", signal: "SIGTERM" } as const;
+    const oom = { v: 1, t: "t", run_id: "r", type: "error", kind: "oom", message: "out of memory", retryable: true } as const;
+    const internal = { ...oom, kind: "internal", message: "boom", retryable: false } as const;
+    expect(classifyResult({ ...base, lastEvent: interrupted }, true)).toEqual({ kind: "interrupted" });
+    expect(classifyResult({ ...base, lastEvent: interrupted }, false)).toEqual({ kind: "retry", reason: "interrupted" });
+    expect(classifyResult({ ...base, lastEvent: oom }, false)).toEqual({ kind: "oom" });
+    expect(classifyResult({ ...base, lastEvent: internal }, false)).toMatchObject({ kind: "failed", error: { kind: "internal", retryable: false } });
+    expect(classifyResult({ ...base, lastEvent: undefined }, false)).toMatchObject({ kind: "failed", error: { kind: "internal" } });
+  });
+
   it("launches multi-GPU jobs with torchrun", () => {
     const run = { experiment: "e", runId: "r", dir: "/runs/e/r" };
     const { args } = shimCommand({ run, attempt: 2, resume: true, devices: ["0", "1"], processes: 2 }, { PEFTCTL_PYTHON: "py" });
