@@ -195,6 +195,9 @@ def _train(spec: JobSpec, ranks: Ranks, *, events: EventWriter, attempt: int, re
     cfg = spec.train
     seed_everything(cfg.seed)
     device = pick_device(spec, ranks)
+    if ranks.distributed and ranks.world != spec.resources.gpus:
+        raise SpecError("job.json", "resources.gpus", f"the job plans {spec.resources.gpus} GPU(s) but torchrun started "
+                        f"{ranks.world} processes; start one per planned GPU (peftctl run does)")
     dtype = resolve_dtype(spec.model.dtype, device)
     attn = spec.model.attn
 
@@ -242,9 +245,6 @@ def _train(spec: JobSpec, ranks: Ranks, *, events: EventWriter, attempt: int, re
     first_epoch = batches_for(train_examples, 0, cfg.seed)
     valid_batches = batches_for(valid_examples, 0, cfg.seed) if valid_examples else []
     step_micro_batches = micro_batches_per_step(spec)
-    if ranks.distributed and ranks.world != spec.resources.gpus:
-        raise SpecError("job.json", "resources.gpus", f"the job plans {spec.resources.gpus} GPU(s) but torchrun started "
-                        f"{ranks.world} processes; start one per planned GPU (peftctl run does)")
     total_steps = total_steps_for(spec, len(first_epoch))
 
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay,
