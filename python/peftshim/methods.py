@@ -187,6 +187,13 @@ def save_trainable(model: torch.nn.Module, out_dir: Path) -> None:
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    if not isinstance(model, (PeftModel, PreTrainedModel)):
+    if isinstance(model, PeftModel):
+        # The shim never resizes the vocabulary, so the base model's embeddings are never part of the
+        # adapter. peft's default ("auto") would save them whenever lm_head is a target (262 MB for
+        # LLaMA-7B, per checkpoint) and otherwise asks the Hub whether the base config changed, a
+        # network call on every checkpoint.
+        model.save_pretrained(out_dir, save_embedding_layers=False)
+    elif isinstance(model, PreTrainedModel):
+        model.save_pretrained(out_dir)
+    else:
         raise TypeError(f"cannot save a {type(model).__name__}: expected a PeftModel or a PreTrainedModel")
-    model.save_pretrained(out_dir)

@@ -104,6 +104,32 @@ def test_method_wraps_trains_and_saves(name: str, tokenizer, tmp_path: Path) -> 
         assert torch.allclose(loaded(**probe).logits, expected, atol=1e-5)
 
 
+def test_adapters_hold_no_base_weights_and_saving_asks_no_hub(tokenizer, tmp_path: Path,  # type: ignore[no-untyped-def]
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    import peft.utils.save_and_load
+    from safetensors.torch import load_file
+
+    def no_hub(*_args: Any, **_kwargs: Any) -> bool:
+        raise AssertionError("saving an adapter asked the Hub")
+
+    monkeypatch.setattr(peft.utils.save_and_load, "check_file_exists_on_hf_hub", no_hub)
+    for targets in (["q_proj", "v_proj"], ["q_proj", "v_proj", "lm_head"]):
+        model = apply_method(tiny(tokenizer), {**LORA, "target_modules": targets}, gradient_checkpointing=False)
+        model.peft_config["default"].base_model_name_or_path = "meta-llama/Llama-2-7b-hf"  # as for a Hub base
+        with torch.no_grad():
+            for parameter in model.parameters():
+                if parameter.requires_grad:
+                    parameter.add_(0.01 * torch.randn_like(parameter))
+        out = tmp_path / "-".join(targets)
+        save_trainable(model, out)
+        saved = load_file(str(out / "adapter_model.safetensors"))
+        assert saved and all("lora_" in key for key in saved), sorted(saved)  # no lm_head or embedding copy
+        probe = torch.tensor([examples(tokenizer)[0].input_ids])
+        loaded = PeftModel.from_pretrained(tiny(tokenizer), out).eval()
+        with torch.no_grad():
+            assert torch.allclose(loaded(input_ids=probe).logits, model.eval()(input_ids=probe).logits, atol=1e-5)
+
+
 def test_prefix_tuning_with_gradient_checkpointing_is_a_spec_error(tokenizer) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(SpecError, match="train.gradient_checkpointing: prefix tuning does not work"):
         apply_method(tiny(tokenizer), METHODS["prefix"][0], gradient_checkpointing=True)
