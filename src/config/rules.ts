@@ -3,7 +3,7 @@
  * on its own so that a mistake in one section does not hide a rule broken in another.
  */
 import { z } from "zod";
-import { CheckpointSchema, EvalSchema, ExperimentSchema, ResourcesSchema, SplitSchema, SweepSchema, TrainSchema } from "./schema.ts";
+import { CheckpointSchema, EvalSchema, ExperimentSchema, ModelSchema, ResourcesSchema, SplitSchema, SweepSchema, TrainSchema } from "./schema.ts";
 import type { KeyPath } from "./diagnostics.ts";
 import { reportIssues, type Report } from "./issues.ts";
 import { isPlainObject, setOwn } from "./merge.ts";
@@ -22,6 +22,7 @@ const BatchFields = z.object({ batch_size: TrainSchema.shape.batch_size, micro_b
 const GpuFields = z.object({ gpus: ResourcesSchema.shape.gpus });
 const SplitFields = z.object(SplitSchema.shape);
 const MaxStepsFields = z.object({ max_steps: TrainSchema.shape.max_steps });
+const DtypeFields = z.object({ dtype: ModelSchema.shape.dtype });
 const LayerFields = z.object({ gradient_checkpointing: TrainSchema.shape.gradient_checkpointing, compile: TrainSchema.shape.compile });
 const EveryStepsFields = { eval: z.object({ every_steps: EvalSchema.shape.every_steps }), checkpoint: z.object({ every_steps: CheckpointSchema.shape.every_steps }) };
 
@@ -29,6 +30,7 @@ export function checkRules(root: unknown, report: Report, warn: Report): void {
   if (!isPlainObject(root)) return;
   checkBatch(root, report);
   checkPrefixTraining(root, report);
+  checkHalfPrecisionFullFineTuning(root, warn);
   checkSplit(root, report);
   checkIntervals(root, warn);
   checkSweep(root, report, warn);
@@ -64,6 +66,21 @@ function checkPrefixTraining(root: Record<string, unknown>, report: Report): voi
   if (train.data.compile) {
     report(["train", "compile"], "prefix tuning cannot be compiled: its per-layer key/value cache recompiles every layer; turn compile off or use lora");
   }
+}
+
+/** Full fine-tuning updates the weights in their own dtype (the shim keeps no fp32 master copy). */
+function checkHalfPrecisionFullFineTuning(root: Record<string, unknown>, warn: Report): void {
+  if (methodKindOf(root) !== "full") return;
+  const model = DtypeFields.safeParse(section(root, "model"));
+  const resources = GpuFields.safeParse(section(root, "resources"));
+  if (!model.success || !resources.success) return;
+  const dtype = model.data.dtype === "auto" ? (resources.data.gpus > 0 ? "bfloat16" : "float32") : model.data.dtype;
+  if (dtype === "float32") return;
+  const where: KeyPath = isPlainObject(root.model) && "dtype" in root.model ? ["model", "dtype"] : ["method", "kind"];
+  warn(
+    where,
+    `full fine-tuning in ${dtype}${model.data.dtype === "auto" ? " (auto on a GPU)" : ""} updates ${dtype} weights directly, and AdamW steps smaller than about 0.4% of a weight are rounded away; set model.dtype: float32 for a faithful baseline`,
+  );
 }
 
 function checkSplit(root: Record<string, unknown>, report: Report): void {

@@ -103,6 +103,18 @@ describe("cross-field rules", () => {
     expect(await errorsOf(`${MINIMAL}train:\n  gradient_checkpointing: true\n  compile: true\n`)).toEqual([]);
   });
 
+  test("full fine-tuning in half precision is a warning; float32 and CPU auto are quiet", async () => {
+    const full = MINIMAL.replace("kind: lora", "kind: full");
+    expect(await errorsOf(full.replace("base: builtin:tiny-llama", "base: builtin:tiny-llama\n  dtype: bfloat16"))).toEqual([
+      "<dir>/a.yaml:4:10: warning: model.dtype: full fine-tuning in bfloat16 updates bfloat16 weights directly, and AdamW steps smaller than about 0.4% of a weight are rounded away; set model.dtype: float32 for a faithful baseline",
+    ]);
+    expect(await errorsOf(`${full}resources:\n  gpus: 1\n`)).toEqual([
+      "<dir>/a.yaml:5:9: warning: method.kind: full fine-tuning in bfloat16 (auto on a GPU) updates bfloat16 weights directly, and AdamW steps smaller than about 0.4% of a weight are rounded away; set model.dtype: float32 for a faithful baseline",
+    ]);
+    expect(await errorsOf(`${full}resources:\n  gpus: 0\n`)).toEqual([]);
+    expect(await errorsOf(full.replace("base: builtin:tiny-llama", "base: builtin:tiny-llama\n  dtype: float32"))).toEqual([]);
+  });
+
   test("split fractions must sum to 1", async () => {
     expect(await errorsOf(`${MINIMAL}  split: { train: 0.7, valid: 0.1, test: 0.1 }\n`)).toEqual([
       "<dir>/a.yaml:9:10: data.split: train + valid + test must sum to 1, got 0.7 + 0.1 + 0.1 = 0.9",
