@@ -61,7 +61,7 @@ def join(cuda: bool) -> Ranks:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
         return Ranks()
-    ranks = Ranks(world=world, rank=int(os.environ["RANK"]), local_rank=int(os.environ.get("LOCAL_RANK", "0")))
+    ranks = Ranks(world=world, rank=rank_from_env(), local_rank=int(os.environ.get("LOCAL_RANK", "0")))
     if not dist.is_initialized():
         if cuda:
             torch.cuda.set_device(ranks.local_rank)

@@ -70,7 +70,7 @@ def wants_cuda(spec: JobSpec) -> bool:
     return spec.resources.gpus > 0 and torch.cuda.is_available()
 
 
-def pick_device(spec: JobSpec, ranks: Ranks = Ranks()) -> torch.device:
+def pick_device(spec: JobSpec, ranks: Ranks) -> torch.device:
     """The job's device: this rank's GPU (torchrun's LOCAL_RANK among CUDA_VISIBLE_DEVICES), else the CPU."""
     return torch.device(f"cuda:{ranks.local_rank}") if wants_cuda(spec) else torch.device("cpu")
 
