@@ -1,14 +1,20 @@
 /**
- * Plans a 10,000-run sweep (grid 10 x 10 x 10 x 10) and prints the wall time and runs/s.
- * Target (docs/ARCHITECTURE.md): well under a second. Run: npx tsx bench/plan.ts
+ * Validates and plans a 10,000-run sweep (grid 10 x 10 x 10 x 10) and prints the wall time and runs/s
+ * of each. Validation resolves every sweep point with the planner's own resolution, so the two should
+ * cost about the same. Target (docs/ARCHITECTURE.md): well under a second each. Run: npx tsx bench/plan.ts
  */
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
 import { performance } from "node:perf_hooks";
+import { stringify } from "yaml";
+import { checkExperiment } from "../src/config/index.ts";
 import { ExperimentSchema } from "../src/config/schema.ts";
 import { planExperiment } from "../src/plan/index.ts";
 
 const range = (n: number, f: (i: number) => number) => Array.from({ length: n }, (_, i) => f(i));
 
-const experiment = ExperimentSchema.parse({
+const config = {
   name: "bench-sweep",
   model: { base: "huggyllama/llama-7b", dtype: "bfloat16" },
   method: { kind: "lora" },
@@ -22,7 +28,8 @@ const experiment = ExperimentSchema.parse({
       "train.warmup_steps": range(10, (i) => 10 * i),
     },
   },
-});
+};
+const experiment = ExperimentSchema.parse(config);
 
 const dataSummary = { examples: 100_000, meanChars: 1_200 };
 // One warm-up pass so the figure is the steady state, not module compilation.
@@ -40,3 +47,17 @@ console.log(
     `${Math.round(plan.jobs.length / seconds)} runs/s`,
 );
 console.log(`first: ${plan.jobs[0]!.spec.run_id}  last: ${plan.jobs.at(-1)!.spec.run_id}  warnings: ${plan.warnings.length}`);
+
+const dir = mkdtempSync(path.join(os.tmpdir(), "peftctl-bench-"));
+try {
+  const file = path.join(dir, "sweep.yaml");
+  writeFileSync(file, stringify(config));
+  await checkExperiment(file, { env: {} });
+  const validateStart = performance.now();
+  const checked = await checkExperiment(file, { env: {} });
+  const validateSeconds = (performance.now() - validateStart) / 1000;
+  const errors = checked.diagnostics.filter((d) => d.severity === "error").length;
+  console.log(`validated the same sweep (every point) in ${validateSeconds.toFixed(3)} s wall: ${errors} errors; validate / plan = ${(validateSeconds / seconds).toFixed(2)}`);
+} finally {
+  rmSync(dir, { recursive: true, force: true });
+}

@@ -51,6 +51,10 @@ class VirtualTimeExecutor implements Executor {
 
   async prepare(): Promise<void> {}
   async collect(): Promise<void> {}
+  /** No simulated job outlives the sweep that started it. */
+  signalRecorded(): boolean {
+    return false;
+  }
 
   async start(request: StartRequest): Promise<JobHandle> {
     const startedAt = this.now;
@@ -120,6 +124,7 @@ async function overhead(jobs: number): Promise<void> {
       kind: "measured-local",
       prepare: (run) => local.prepare(run),
       collect: (run) => local.collect(run),
+      signalRecorded: (run, status, signal) => local.signalRecorded(run, status, signal),
       async start(request) {
         const t0 = performance.now();
         const handle = await local.start(request);

@@ -1,7 +1,7 @@
 """Throughput benchmark: the shim's training path against a plain transformers + peft script.
 
-Both train the same examples (random tokens with dialogue-like lengths: mean ~300, sd 150, as in
-shared/anchors) with LoRA r=8 on q_proj, v_proj:
+Both train the same examples (random tokens with dialogue-like lengths: mean ~300, sd 150, as in the
+reference measurements of docs/benchmarks.md) with LoRA r=8 on q_proj, v_proj:
 - shim: peftshim's model, method and packing (isolated packed rows, explicit mask) and the same
   step as train.py (logits and loss over the target tokens only, grad clipping, AdamW; fused on
   CUDA); with --compile its decoder layers are compiled as train.compile does;
@@ -9,7 +9,7 @@ shared/anchors) with LoRA r=8 on q_proj, v_proj:
   its longest example, loss averaged by the model.
 It prints real (non-pad) tokens/s of each, the ratio, peak memory (torch.cuda.max_memory_allocated
 on GPU, peak RSS on CPU) and MFU with 4N + 6*L*s*d FLOPs per token (frozen base; s = max length, as
-in the anchors; n/a on CPU). It is a benchmark, not a test.
+in the reference measurements; n/a on CPU). It is a benchmark, not a test.
 
     PYTHONPATH=python .venv/bin/python bench/throughput.py            # CPU: tiny-llama, < 60 s
     PYTHONPATH=python python bench/throughput.py                      # GPU: llama-7b-shape, 8 x 1024
@@ -42,7 +42,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "python"))
 from peft import LoraConfig, get_peft_model  # noqa: E402
 from transformers import DataCollatorForSeq2Seq  # noqa: E402
 
-from peftshim.data import IGNORE_INDEX, Example  # noqa: E402
+from peftshim.contract import IGNORE_INDEX  # noqa: E402
+from peftshim.examples import Example  # noqa: E402
 from peftshim.loss import target_loss  # noqa: E402
 from peftshim.methods import apply_method, count_parameters  # noqa: E402
 from peftshim.model import (  # noqa: E402
@@ -54,11 +55,11 @@ from peftshim.model import (  # noqa: E402
     resolve_dtype,
 )
 from peftshim.packing import collate, make_batches  # noqa: E402
-from peftshim.spec import ModelSpec, SpecError  # noqa: E402
+from peftshim.spec import LoraMethod, ModelSpec, SpecError  # noqa: E402
 
-LORA = {"kind": "lora", "r": 8, "alpha": 16, "dropout": 0.0, "target_modules": ["q_proj", "v_proj"],
-        "use_dora": False, "use_rslora": False, "bias": "none"}
-# dense bf16 datasheet peaks (the anchors' MFU reference)
+LORA = LoraMethod(r=8, alpha=16, dropout=0.0, target_modules=["q_proj", "v_proj"], use_dora=False, use_rslora=False,
+                  bias="none")
+# dense bf16 datasheet peaks (the MFU reference of docs/benchmarks.md)
 PEAK_BF16_FLOPS = {"H100": 989e12, "H200": 989e12, "A100": 312e12}
 
 

@@ -2,9 +2,10 @@
 import { writeFile } from "node:fs/promises";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { CONFIG_REFERENCE_PATH, JSON_SCHEMA_PATH, renderConfigReference, renderJsonSchema } from "../src/config/json-schema.ts";
+import { CONFIG_REFERENCE_PATH, JOB_JSON_SCHEMA_PATH, JSON_SCHEMA_PATH, renderConfigReference, renderJobJsonSchema, renderJsonSchema } from "../src/config/json-schema.ts";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 await writeFile(path.join(root, JSON_SCHEMA_PATH), renderJsonSchema());
 await writeFile(path.join(root, CONFIG_REFERENCE_PATH), renderConfigReference());
-process.stdout.write(`wrote ${JSON_SCHEMA_PATH} and ${CONFIG_REFERENCE_PATH}\n`);
+await writeFile(path.join(root, JOB_JSON_SCHEMA_PATH), renderJobJsonSchema());
+process.stdout.write(`wrote ${JSON_SCHEMA_PATH}, ${CONFIG_REFERENCE_PATH} and ${JOB_JSON_SCHEMA_PATH}\n`);

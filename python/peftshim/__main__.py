@@ -1,8 +1,12 @@
-"""`python -m peftshim train --job <run_dir>/job.json [--resume] [--force] [--attempt N]`.
+"""`python -m peftshim train --job <run_dir>/job.json [--resume] [--force] [--attempt N] [--micro-batch-size M]`
+and `python -m peftshim validate --job A.json [--job B.json ...]`
+and `python -m peftshim data-summary --format F --path FILE [--strategy S]` (the plan's token estimate).
 
-Exit codes: 0 done; 2 bad job spec, data or fingerprint (not retryable); 3 out of memory;
-75 interrupted after saving a checkpoint (resumable); 1 anything else. Every failure also emits an
-`error` event and prints one line on stderr; only exit 1 adds the stack trace.
+Exit codes (contract.py): 0 done; 2 bad job spec, arguments, data or fingerprint (not retryable);
+3 out of memory; 75 interrupted after saving a checkpoint (resumable); 1 anything else. Every
+failure of `train` also emits an `error` event and prints one line on stderr; only exit 1 adds the
+stack trace. `validate` prints `ok <file>`, or one `<file>: <field.path>: <message>` line per
+violation (exit 2).
 """
 
 from __future__ import annotations
@@ -14,12 +18,9 @@ import sys
 import traceback
 from pathlib import Path
 
+from peftshim.contract import EXIT_BAD_INPUT, EXIT_DONE, EXIT_FAILED, EXIT_OOM, FORMATS, STRATEGY_MODES
 from peftshim.events import EventWriter
-from peftshim.spec import SpecError, load_spec
-
-EXIT_FAILED = 1
-EXIT_BAD_INPUT = 2
-EXIT_OOM = 3
+from peftshim.spec import JobSpec, SpecError, load_spec
 
 
 class StopSignals:
@@ -49,7 +50,46 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--resume", action="store_true", help="continue from the newest valid checkpoint")
     train.add_argument("--force", action="store_true", help="resume even if the job or data fingerprint changed")
     train.add_argument("--attempt", type=int, default=1, help="attempt number (1 for the first)")
+    train.add_argument("--micro-batch-size", type=int, default=None,
+                       help="rows per forward pass, a divisor of train.micro_batch_size (default: that); "
+                            "the global batch stays the same (out-of-memory back-off)")
+    validate = commands.add_parser("validate", help="check job files against the job schema")
+    validate.add_argument("--job", required=True, type=Path, action="append", help="a job.json (repeatable)")
+    summary = commands.add_parser("data-summary", help="examples and their mean length in a data file, as JSON (for the plan)")
+    summary.add_argument("--format", required=True, choices=FORMATS)
+    summary.add_argument("--path", required=True, type=Path)
+    summary.add_argument("--strategy", choices=STRATEGY_MODES, default=STRATEGY_MODES[0])
     return parser
+
+
+def validate(jobs: list[Path]) -> int:
+    bad = False
+    for job in jobs:
+        try:
+            load_spec(job)
+        except SpecError as err:
+            bad = True
+            for violation in err.violations:
+                print(f"{job}: {violation}")
+        else:
+            print(f"ok {job}")
+    return EXIT_BAD_INPUT if bad else EXIT_DONE
+
+
+def data_summary(fmt: str, path: Path, strategy: str) -> int:
+    """What the planner's token estimate needs, read by the same readers and counted as training counts it."""
+    from peftshim.dialogues import DataError, read_dialogues
+    from peftshim.examples import example_chars
+
+    try:
+        dialogues, stats = read_dialogues(fmt, path)
+    except DataError as err:
+        print(f"peftshim: error: {err}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    lengths = list(example_chars(dialogues, strategy))
+    print(json.dumps({"dialogues": stats.dialogues, "examples": len(lengths),
+                      "mean_chars": sum(lengths) / len(lengths) if lengths else 0.0}))
+    return EXIT_DONE
 
 
 def _writer_for_bad_spec(job: Path) -> EventWriter:
@@ -72,8 +112,20 @@ def _fail(events: EventWriter, kind: str, message: str, code: int, *, retryable:
     return code
 
 
+def _micro_batch_problem(spec: JobSpec, micro_batch_size: int | None) -> str | None:
+    planned = spec.train.micro_batch_size
+    if micro_batch_size is None or (micro_batch_size >= 1 and planned % micro_batch_size == 0):
+        return None
+    return (f"--micro-batch-size {micro_batch_size}: expected a divisor of train.micro_batch_size ({planned}), "
+            "so that a step still holds the planned global batch")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "validate":
+        return validate(args.job)
+    if args.command == "data-summary":
+        return data_summary(args.format, args.path, args.strategy)
     if args.attempt < 1:
         print("peftshim: error: --attempt must be a positive integer", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -86,20 +138,32 @@ def main(argv: list[str] | None = None) -> int:
         spec = load_spec(job)
     except SpecError as err:
         return _fail(_writer_for_bad_spec(job), "spec", str(err), EXIT_BAD_INPUT)
+    except Exception as err:  # noqa: BLE001 - e.g. no job schema: a broken installation
+        traceback.print_exc(file=sys.stderr)
+        return _fail(_writer_for_bad_spec(job), "internal", f"{type(err).__name__}: {err}", EXIT_FAILED)
 
     spec.run_dir.mkdir(parents=True, exist_ok=True)
     events = EventWriter(spec.run_id, spec.run_dir / "events.jsonl")
+    problem = _micro_batch_problem(spec, args.micro_batch_size)
+    if problem is not None:
+        return _fail(events, "spec", problem, EXIT_BAD_INPUT)
+    return _train(spec, args, events, stop)
+
+
+def _train(spec: JobSpec, args: argparse.Namespace, events: EventWriter, stop: StopSignals) -> int:
+    """Runs train.train, turning each kind of failure into its error event and exit code."""
     import torch
 
     from peftshim.checkpoint import FingerprintError
-    from peftshim.data import DataError
+    from peftshim.dialogues import DataError
     from peftshim.ranks import rank_from_env
     from peftshim.train import train
 
     # Under torchrun only rank 0 reports progress; every rank still reports its own failure below.
     progress = events if rank_from_env() == 0 else EventWriter(spec.run_id, None, quiet=True)
     try:
-        return train(spec, events=progress, attempt=args.attempt, resume=args.resume, force=args.force, stop=stop)
+        return train(spec, events=progress, attempt=args.attempt, resume=args.resume, force=args.force, stop=stop,
+                     micro_batch_size=args.micro_batch_size)
     except SpecError as err:
         return _fail(events, "spec", str(err), EXIT_BAD_INPUT)
     except DataError as err:

@@ -3,10 +3,13 @@
 Layout of <run_dir>/checkpoints/step-XXXXXX/:
   adapter/                 save_trainable's output (loads with PeftModel.from_pretrained)
   trainable.safetensors    every trainable parameter under the model's own names (exact restore,
-                           whatever format methods.save_trainable chooses)
+                           whatever format methods.save_trainable chooses); not written when the
+                           adapter already holds them under those names (full fine-tuning saves the
+                           whole model there), so the weights are on disk once
   optimizer.pt, scheduler.pt, rng.pt, trainer_state.json   (the "full state" needed to resume)
-  MANIFEST.json            sha256 of every other file; written last, so a directory without a
-                           valid manifest was never finished and is never resumed from.
+  MANIFEST.json            sha256 of every other file, and `trainable`: the files the trainable
+                           weights are restored from; written last, so a directory without a valid
+                           manifest was never finished and is never resumed from.
 """
 
 from __future__ import annotations
@@ -25,6 +28,8 @@ from typing import Any, Callable
 import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
+
+from peftshim.files import json_text, sha256_file, write_dir_atomic, write_text_atomic
 
 CHECKPOINTS_DIR = "checkpoints"
 MANIFEST = "MANIFEST.json"
@@ -61,6 +66,9 @@ class TrainerState:
     total_loss_steps: int = 0
     # Seconds spent by every attempt up to this checkpoint.
     runtime_s: float = 0.0
+    # Rows per micro-batch of `batch_index` (None in checkpoints written before it was recorded: the
+    # spec's train.micro_batch_size); a resume with another micro-batch size converts the position.
+    micro_batch_size: int | None = None
 
 
 def step_dir_name(step: int) -> str:
@@ -74,29 +82,6 @@ def checkpoints_root(run_dir: Path) -> Path:
 # --- files --------------------------------------------------------------------------------------
 
 
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def _fsync_path(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _fsync_tree(root: Path) -> None:
-    for dirpath, _dirnames, filenames in os.walk(root):
-        for name in filenames:
-            _fsync_path(Path(dirpath) / name)
-        _fsync_path(Path(dirpath))
-
-
 def _files_of(root: Path) -> list[str]:
     return sorted(
         str((Path(dirpath) / name).relative_to(root))
@@ -107,36 +92,11 @@ def _files_of(root: Path) -> list[str]:
 
 
 def _write_manifest(ckpt: Path, meta: dict[str, Any]) -> str:
-    """Hashes every file and writes MANIFEST.json through a temporary name; returns its sha256."""
+    """Hashes every file and writes MANIFEST.json (atomically); returns its sha256."""
     manifest = {**meta, "files": {rel: sha256_file(ckpt / rel) for rel in _files_of(ckpt)}}
-    data = (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode()
-    tmp = ckpt / (MANIFEST + ".tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, ckpt / MANIFEST)
-    _fsync_path(ckpt)
-    return hashlib.sha256(data).hexdigest()
-
-
-def write_atomic_dir(final: Path, fill: Callable[[Path], None]) -> None:
-    """Fills a temporary sibling directory, fsyncs it and renames it to `final` (replacing it)."""
-    tmp = final.parent / f".tmp-{final.name}"
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir(parents=True)
-    fill(tmp)
-    _fsync_tree(tmp)
-    old = final.parent / f".old-{final.name}"
-    if final.exists():
-        if old.exists():
-            shutil.rmtree(old)
-        os.replace(final, old)
-    os.replace(tmp, final)
-    _fsync_path(final.parent)
-    if old.exists():
-        shutil.rmtree(old)
+    text = json_text(manifest, sort_keys=True)
+    write_text_atomic(ckpt / MANIFEST, text)
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 # --- RNG ----------------------------------------------------------------------------------------
@@ -181,13 +141,18 @@ def trainable_tensors(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {name: p.detach().cpu().contiguous() for name, p in model.named_parameters() if p.requires_grad}
 
 
-def restore_trainable(model: torch.nn.Module, path: Path) -> None:
-    saved = load_file(str(path))
+def restore_trainable(model: torch.nn.Module, paths: list[Path]) -> None:
+    """Copies every trainable parameter from the safetensors `paths` (other entries may only be buffers,
+    as in a whole model saved by save_pretrained)."""
+    saved: dict[str, torch.Tensor] = {}
+    for path in paths:
+        saved.update(load_file(str(path)))
     params = {name: p for name, p in model.named_parameters() if p.requires_grad}
-    if set(saved) != set(params):
-        missing = sorted(set(params) - set(saved))[:3]
-        extra = sorted(set(saved) - set(params))[:3]
-        raise CheckpointError(f"{path}: trainable parameters differ from the model's (missing {missing}, extra {extra})")
+    missing = sorted(set(params) - set(saved))[:3]
+    extra = sorted(set(saved) - set(params) - {name for name, _ in model.named_buffers()})[:3]
+    if missing or extra:
+        where = ", ".join(str(path) for path in paths)
+        raise CheckpointError(f"{where}: trainable parameters differ from the model's (missing {missing}, extra {extra})")
     with torch.no_grad():
         for name, p in params.items():
             p.copy_(saved[name].to(device=p.device, dtype=p.dtype))
@@ -211,10 +176,13 @@ def save_checkpoint(
     state: TrainerState,
     eval_loss: float | None,
     save_adapter: Callable[[torch.nn.Module, Path], None],
+    weights_in_adapter: bool = False,
     rng: dict[str, Any] | None = None,
 ) -> SavedCheckpoint:
-    """Writes step-XXXXXX atomically (write_atomic_dir), then MANIFEST.json last.
+    """Writes step-XXXXXX atomically (write_dir_atomic), then MANIFEST.json last.
 
+    `weights_in_adapter`: save_adapter writes every trainable parameter under the model's own names
+    in its *.safetensors (a whole model, as full fine-tuning saves), so no second copy is written.
     `rng` is the generator state to save (default: this process's, capture_rng()); a data-parallel
     run passes rank_rng_states(...), which holds every rank's. A same-step leftover (renamed before
     an earlier attempt died, without a manifest) is replaced.
@@ -223,19 +191,23 @@ def save_checkpoint(
 
     def fill(tmp: Path) -> None:
         save_adapter(model, tmp / ADAPTER_DIR)
-        save_file(trainable_tensors(model), str(tmp / TRAINABLE_FILE))
+        if not weights_in_adapter:
+            save_file(trainable_tensors(model), str(tmp / TRAINABLE_FILE))
         torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
         torch.save(scheduler.state_dict(), tmp / "scheduler.pt")
         torch.save(rng if rng is not None else capture_rng(), tmp / "rng.pt")
-        (tmp / "trainer_state.json").write_text(json.dumps(asdict(state), indent=2) + "\n")
+        (tmp / "trainer_state.json").write_text(json_text(asdict(state)))
 
-    write_atomic_dir(final, fill)
+    write_dir_atomic(final, fill)
+    trainable = sorted(str(p.relative_to(final)) for p in (final / ADAPTER_DIR).glob("*.safetensors")) \
+        if weights_in_adapter else [TRAINABLE_FILE]
     meta = {
         "step": state.step,
         "full_state": True,
         "eval_loss": eval_loss,
         "job_fingerprint": state.job_fingerprint,
         "data_fingerprint": state.data_fingerprint,
+        "trainable": trainable,
     }
     return SavedCheckpoint(final, _write_manifest(final, meta))
 
@@ -330,7 +302,8 @@ class LoadedState:
 
 def load_state(ckpt: Path, model: torch.nn.Module) -> LoadedState:
     """Restores the trainable weights into `model` and returns the rest of the state."""
-    restore_trainable(model, ckpt / TRAINABLE_FILE)
+    # Checkpoints written before the manifest named them kept the weights in trainable.safetensors.
+    restore_trainable(model, [ckpt / rel for rel in read_manifest(ckpt).get("trainable", [TRAINABLE_FILE])])
     raw = json.loads((ckpt / "trainer_state.json").read_text())
     raw["eval_history"] = [tuple(item) for item in raw.get("eval_history", [])]
     return LoadedState(
@@ -371,7 +344,7 @@ def apply_retention(run_dir: Path, *, keep_last: int, keep_adapters: str) -> Non
         if manifest.get("full_state"):
             for name in STATE_FILES:
                 (ckpt / name).unlink(missing_ok=True)
-            meta = {k: v for k, v in manifest.items() if k != "files"}
+            meta = {k: v for k, v in manifest.items() if k not in ("files", "trainable")}
             meta["full_state"] = False
             _write_manifest(ckpt, meta)
 

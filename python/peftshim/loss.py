@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel
 
-from peftshim.data import IGNORE_INDEX
+from peftshim.contract import IGNORE_INDEX
 
 
 def target_loss(model: torch.nn.Module, inputs: Mapping[str, Any], *, num_items: int) -> torch.Tensor:

@@ -1,4 +1,4 @@
-"""PEFT methods: the job spec's method section -> a peft model (or the model itself for full).
+"""PEFT methods: the job spec's method (spec.MethodSpec) -> a peft model (or the model itself for full).
 
 kind     peft config                       notes
 lora     LoraConfig                        r, alpha, dropout, target_modules ([all-linear] allowed),
@@ -7,7 +7,8 @@ adapter  AdaptionPromptConfig              LLaMA-Adapter: adapter_len, adapter_l
                                            peft supports llama, mistral and gpt2 models only
 ia3      IA3Config                         target_modules, feedforward_modules (a subset of them)
 prefix   PrefixTuningConfig                num_virtual_tokens (peft feeds them as past_key_values;
-                                           peft refuses it with gradient checkpointing)
+                                           peft refuses it with gradient checkpointing, and
+                                           compiling recompiles every layer: config rules)
 prompt   PromptTuningConfig                num_virtual_tokens; init_text -> PromptTuningInit.TEXT
 full     none                              every weight trains (baselines such as DialoGPT)
 
@@ -20,7 +21,6 @@ they cannot train on packed rows: `supports_packing` says so and train.py pads p
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import torch
 from peft import (
@@ -37,110 +37,108 @@ from peft import (
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from transformers.pytorch_utils import Conv1D
 
-from peftshim.spec import SpecError
+from peftshim.spec import (
+    AdapterMethod,
+    FullMethod,
+    Ia3Method,
+    LoraMethod,
+    MethodSpec,
+    PrefixMethod,
+    PromptMethod,
+    SpecError,
+)
 
-_VIRTUAL_TOKEN_METHODS = ("prefix", "prompt")
 _ADAPTION_PROMPT_MODEL_TYPES = ("llama", "mistral", "gpt2")
 
 
-def supports_packing(method_spec: dict[str, Any]) -> bool:
+def supports_packing(method: MethodSpec) -> bool:
     """Whether examples may be packed for this method (not for prompt and prefix tuning)."""
-    return method_spec["kind"] not in _VIRTUAL_TOKEN_METHODS
+    return not isinstance(method, (PrefixMethod, PromptMethod))
 
 
 def apply_method(
     model: PreTrainedModel,
-    method_spec: dict[str, Any],
+    method: MethodSpec,
     *,
     gradient_checkpointing: bool,
     tokenizer: PreTrainedTokenizerBase | None = None,
 ) -> torch.nn.Module:
-    """Wrap `model` for the method in `method_spec` (the job spec's method dict, `kind` first).
+    """Wrap `model` for `method` (the job spec's method).
 
     Returns the PeftModel, or `model` itself for full fine-tuning (every parameter trainable).
     gradient_checkpointing turns on non-reentrant activation checkpointing; for peft methods the
     input embeddings are also made to require grad, so checkpointed segments see a grad path.
     `tokenizer` is needed for prompt tuning with init_text (peft re-loads it by its path).
     Raises SpecError for settings this model cannot take (unknown target modules, too many adapter
-    layers, an architecture LLaMA-Adapter does not support, prefix tuning with checkpointing).
+    layers, an architecture LLaMA-Adapter does not support).
     """
-    kind = method_spec["kind"]
-    if gradient_checkpointing and kind == "prefix":
-        # peft 0.21 feeds the prefix through a Cache, which checkpointed layers cannot take (it raises)
-        raise SpecError(
-            "job.json", "train.gradient_checkpointing", "prefix tuning does not work with gradient checkpointing; turn it off"
-        )
     if gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         model.config.use_cache = False
-    if kind == "full":
+    if isinstance(method, FullMethod):
         for parameter in model.parameters():
             parameter.requires_grad_(True)
         return model
     if gradient_checkpointing:
         model.enable_input_require_grads()
-    return get_peft_model(model, peft_config(model, method_spec, tokenizer=tokenizer))
+    return get_peft_model(model, peft_config(model, method, tokenizer=tokenizer))
 
 
 def peft_config(
-    model: PreTrainedModel, method_spec: dict[str, Any], *, tokenizer: PreTrainedTokenizerBase | None = None
+    model: PreTrainedModel, method: MethodSpec, *, tokenizer: PreTrainedTokenizerBase | None = None
 ) -> PeftConfig:
-    """The peft config for a method spec, checked against `model` (see apply_method)."""
-    kind = method_spec["kind"]
-    if kind == "lora":
-        targets = _target_modules(model, method_spec["target_modules"], "method.target_modules")
+    """The peft config for a method, checked against `model` (see apply_method)."""
+    if isinstance(method, LoraMethod):
+        targets = _target_modules(model, method.target_modules, "method.target_modules")
         return LoraConfig(
             task_type="CAUSAL_LM",
-            r=method_spec["r"],
-            lora_alpha=method_spec["alpha"],
-            lora_dropout=method_spec["dropout"],
+            r=method.r,
+            lora_alpha=method.alpha,
+            lora_dropout=method.dropout,
             target_modules=targets,
-            use_dora=method_spec["use_dora"],
-            use_rslora=method_spec["use_rslora"],
-            bias=method_spec["bias"],
+            use_dora=method.use_dora,
+            use_rslora=method.use_rslora,
+            bias=method.bias,
             # GPT-2's Conv1D stores weights transposed; saying so spares peft's warning and its guess
             fan_in_fan_out=_targets_conv1d(model, targets),
         )
-    if kind == "adapter":
-        model_type = model.config.model_type
-        if model_type not in _ADAPTION_PROMPT_MODEL_TYPES:
-            raise SpecError(
-                "job.json", "method.kind",
-                f"adapter (LLaMA-Adapter) supports {', '.join(_ADAPTION_PROMPT_MODEL_TYPES)} models; this one is {model_type}",
-            )
-        layers = model.config.num_hidden_layers
-        if method_spec["adapter_layers"] > layers:
-            raise SpecError(
-                "job.json", "method.adapter_layers", f"{method_spec['adapter_layers']} exceeds the model's {layers} layers"
-            )
-        return AdaptionPromptConfig(
-            task_type="CAUSAL_LM", adapter_len=method_spec["adapter_len"], adapter_layers=method_spec["adapter_layers"]
+    if isinstance(method, AdapterMethod):
+        return _adaption_prompt_config(model, method)
+    if isinstance(method, Ia3Method):
+        targets = _target_modules(model, method.target_modules, "method.target_modules")
+        return IA3Config(task_type="CAUSAL_LM", target_modules=targets, feedforward_modules=list(method.feedforward_modules))
+    if isinstance(method, PrefixMethod):
+        return PrefixTuningConfig(task_type="CAUSAL_LM", num_virtual_tokens=method.num_virtual_tokens)
+    if isinstance(method, PromptMethod):
+        return _prompt_tuning_config(method, tokenizer)
+    raise TypeError(f"{method.kind} fine-tuning has no peft config")
+
+
+def _adaption_prompt_config(model: PreTrainedModel, method: AdapterMethod) -> AdaptionPromptConfig:
+    model_type = model.config.model_type
+    if model_type not in _ADAPTION_PROMPT_MODEL_TYPES:
+        raise SpecError(
+            "job.json", "method.kind",
+            f"adapter (LLaMA-Adapter) supports {', '.join(_ADAPTION_PROMPT_MODEL_TYPES)} models; this one is {model_type}",
         )
-    if kind == "ia3":
-        targets = _target_modules(model, method_spec["target_modules"], "method.target_modules")
-        feedforward = list(method_spec["feedforward_modules"])
-        outside = sorted(set(feedforward) - set(method_spec["target_modules"]))
-        if outside:
-            raise SpecError(
-                "job.json", "method.feedforward_modules", f"{', '.join(outside)} must also be in method.target_modules"
-            )
-        return IA3Config(task_type="CAUSAL_LM", target_modules=targets, feedforward_modules=feedforward)
-    if kind == "prefix":
-        return PrefixTuningConfig(task_type="CAUSAL_LM", num_virtual_tokens=method_spec["num_virtual_tokens"])
-    if kind == "prompt":
-        init_text = method_spec.get("init_text")
-        if not init_text:
-            return PromptTuningConfig(task_type="CAUSAL_LM", num_virtual_tokens=method_spec["num_virtual_tokens"])
-        if tokenizer is None or not tokenizer.name_or_path:
-            raise ValueError("prompt tuning with init_text needs the tokenizer (loaded from a path or Hub id)")
-        return PromptTuningConfig(
-            task_type="CAUSAL_LM",
-            num_virtual_tokens=method_spec["num_virtual_tokens"],
-            prompt_tuning_init=PromptTuningInit.TEXT,
-            prompt_tuning_init_text=init_text,
-            tokenizer_name_or_path=str(tokenizer.name_or_path),
-        )
-    raise SpecError("job.json", "method.kind", f"unknown method {kind!r}")
+    layers = model.config.num_hidden_layers
+    if method.adapter_layers > layers:
+        raise SpecError("job.json", "method.adapter_layers", f"{method.adapter_layers} exceeds the model's {layers} layers")
+    return AdaptionPromptConfig(task_type="CAUSAL_LM", adapter_len=method.adapter_len, adapter_layers=method.adapter_layers)
+
+
+def _prompt_tuning_config(method: PromptMethod, tokenizer: PreTrainedTokenizerBase | None) -> PromptTuningConfig:
+    if not method.init_text:
+        return PromptTuningConfig(task_type="CAUSAL_LM", num_virtual_tokens=method.num_virtual_tokens)
+    if tokenizer is None or not tokenizer.name_or_path:
+        raise ValueError("prompt tuning with init_text needs the tokenizer (loaded from a path or Hub id)")
+    return PromptTuningConfig(
+        task_type="CAUSAL_LM",
+        num_virtual_tokens=method.num_virtual_tokens,
+        prompt_tuning_init=PromptTuningInit.TEXT,
+        prompt_tuning_init_text=method.init_text,
+        tokenizer_name_or_path=str(tokenizer.name_or_path),
+    )
 
 
 def _target_modules(model: PreTrainedModel, requested: list[str], field: str) -> str | list[str]:

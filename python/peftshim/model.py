@@ -18,9 +18,6 @@ from __future__ import annotations
 
 import hashlib
 import inspect
-import os
-import shutil
-import tempfile
 from dataclasses import fields
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
@@ -36,6 +33,7 @@ from transformers import (
     PreTrainedTokenizerFast,
 )
 
+from peftshim.files import write_dir_atomic
 from peftshim.spec import ModelSpec, SpecError
 
 TINY_LLAMA = "builtin:tiny-llama"
@@ -51,8 +49,6 @@ def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
     """The torch dtype for model.dtype: `auto` is bfloat16 on CUDA and float32 elsewhere."""
     if name == "auto":
         return torch.bfloat16 if device.type == "cuda" else torch.float32
-    if name not in _DTYPES:
-        raise SpecError("job.json", "model.dtype", f"unknown dtype {name!r}; expected auto, {', '.join(_DTYPES)}")
     return _DTYPES[name]
 
 
@@ -162,7 +158,7 @@ def build_builtin_model(
 ) -> LlamaForCausalLM:
     """A built-in LLaMA with random weights drawn from `seed`, created on `device` in `dtype`.
 
-    The weights are created directly on the device and in the target dtype (as the GPU anchors do),
+    The weights are created directly on the device and in the target dtype (as the reference GPU measurements did),
     so the 7B shape never needs 27 GB of fp32 host memory. The global RNG state is left untouched.
     """
     config = builtin_config(name, len(tokenizer), attn=attn)
@@ -186,8 +182,8 @@ def builtin_tokenizer(texts: Callable[[], Iterable[str]] | None, *, cache_dir: P
     """The byte-level BPE tokenizer of the built-in models, trained once per recipe and cached.
 
     The cache key hashes the training text, the vocabulary size and the tokenizer's version: the
-    source of tokenizer.py plus the `tokenizers` release, so any change to the recipe retrains. Entries are written to a temporary directory and renamed, so concurrent runs never read a
-    half-written tokenizer.
+    source of tokenizer.py plus the `tokenizers` release, so any change to the recipe retrains.
+    Entries are written atomically, so concurrent runs never read a half-written tokenizer.
     """
     import tokenizers
 
@@ -204,17 +200,8 @@ def builtin_tokenizer(texts: Callable[[], Iterable[str]] | None, *, cache_dir: P
     target = Path(cache_dir) / "tokenizers" / recipe.hexdigest()[:32]
     if not (target / "tokenizer.json").is_file():
         trained = tokenizer_module.train_tokenizer(source(), vocab_size=BUILTIN_TOKENIZER_VOCAB)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=".tmp-", dir=target.parent))
-        try:
-            trained.save_pretrained(staging)
-            os.replace(staging, target)
-        except OSError:
-            # another run finished the same tokenizer first: theirs is identical, keep it
-            if not (target / "tokenizer.json").is_file():
-                raise
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
+        # Concurrent runs on the same data train the same tokenizer: the first one written is kept.
+        write_dir_atomic(target, lambda tmp: trained.save_pretrained(tmp), keep_existing=True)
     tokenizer = PreTrainedTokenizerFast.from_pretrained(target)
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token

@@ -1,9 +1,10 @@
 """Micro-batches of training examples: packed rows that keep each example to itself, or padded rows.
 
 Packing puts several examples into one row of at most `max_length` tokens (best-fit decreasing, so
-rows are nearly full). Restarting `position_ids` per example is not enough to isolate them on
-transformers 5.x (measured in shared/anchors: max |packed - alone| > 1 under eager, sdpa and
-flex_attention), so `collate` builds the mask explicitly from per-token document ids:
+rows are nearly full). Restarting `position_ids` per example isolates them only on some call paths:
+transformers derives a per-example mask from them only while the model builds no key/value cache, so
+under `use_cache=True` (a plain loop's default) examples mix (max |packed - alone| > 1, measured:
+docs/benchmarks.md). `collate` therefore builds the mask explicitly from per-token document ids:
 
 - sdpa: a 4D boolean block-diagonal causal mask (True = may attend);
 - eager: the same mask in additive form (0 / dtype min), because transformers' eager attention adds
@@ -32,7 +33,7 @@ from typing import TYPE_CHECKING, Iterable, Protocol, Sequence
 
 import torch
 
-from peftshim.data import IGNORE_INDEX
+from peftshim.contract import IGNORE_INDEX
 
 if TYPE_CHECKING:
     from torch.nn.attention.flex_attention import BlockMask
@@ -41,7 +42,7 @@ ATTN_IMPLEMENTATIONS = ("sdpa", "eager", "flex_attention")
 
 
 class _TokenLists(Protocol):
-    """What packing needs of an example (data.Example has these two fields)."""
+    """What packing needs of an example (examples.Example has these two fields)."""
 
     input_ids: Sequence[int]
     labels: Sequence[int]
@@ -109,7 +110,7 @@ def make_batches(
     across rows), rows are shuffled and grouped. packing=False: examples are shuffled and grouped,
     one per row. Either way each batch is padded with `pad_id` to its longest row only (when read).
     The result depends only on the examples, the arguments, `seed` and `epoch`.
-    Raises ValueError for an empty example or one longer than `max_length` (data.build_examples
+    Raises ValueError for an empty example or one longer than `max_length` (examples.build_examples
     truncates to max_length, so that means a caller bug).
     """
     if micro_batch_size < 1 or max_length < 1:

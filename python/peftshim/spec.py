@@ -1,31 +1,45 @@
 """The job spec (job.json): one run's fully resolved config, written by the controller.
 
-src/plan/jobspec.ts and src/config/schema.ts are the authority on its fields. The controller fills
-in every default, so the shim requires every field and keeps no defaults of its own: a missing or
-unknown field means a broken or foreign spec, and the error names it (exit 2).
+src/plan/jobspec.ts (zod) is the one definition of the file; `npm run schema` writes it out as
+schema/job.schema.json, and every job.json is checked against that here, every violation reported at
+once. A file of an earlier schema_version is migrated first (one step per version, as migrateJob in
+jobspec.ts does). The only checks Python adds are those that need the model or the host
+(methods.py, model.py, train.py).
 """
 
 from __future__ import annotations
 
+import functools
 import json
-from dataclasses import dataclass, field
+import os
+from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Literal, Sequence, TypeVar, Union, get_args, get_type_hints
 
-from peftshim.data import FORMATS, STRATEGY_MODES
+from jsonschema import Draft202012Validator, ValidationError
 
-JOB_SCHEMA_VERSION = 1
+from peftshim.contract import JOB_SCHEMA_VERSION
+
+
+@dataclass(frozen=True, order=True)
+class Violation:
+    path: str  # dotted, e.g. train.lr; empty for the file as a whole
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message}" if self.path else self.message
 
 
 class SpecError(Exception):
-    """A bad job spec; the message names the file and the field."""
+    """A bad job spec (exit 2): one violation, or every one the schema found, each naming its field."""
 
-    def __init__(self, file: str, field_path: str, message: str) -> None:
+    def __init__(self, file: str, field_path: str = "", message: str = "", *,
+                 violations: Sequence[Violation] = ()) -> None:
         self.file = file
-        self.field_path = field_path
-        self.message = message
-        where = f"{file}: {field_path}: " if field_path else f"{file}: "
-        super().__init__(where + message)
+        self.violations = list(violations) or [Violation(field_path, message)]
+        listed = "; ".join(str(v) for v in self.violations)
+        count = f"{len(self.violations)} problems: " if len(self.violations) > 1 else ""
+        super().__init__(f"{file}: {count}{listed}")
 
 
 @dataclass(frozen=True)
@@ -35,6 +49,54 @@ class ModelSpec:
     dtype: str
     attn: str
     trust_remote_code: bool
+
+
+@dataclass(frozen=True, kw_only=True)
+class LoraMethod:
+    kind: Literal["lora"] = "lora"
+    r: int
+    alpha: float
+    dropout: float
+    target_modules: list[str]
+    use_dora: bool
+    use_rslora: bool
+    bias: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class AdapterMethod:
+    kind: Literal["adapter"] = "adapter"
+    adapter_len: int
+    adapter_layers: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class Ia3Method:
+    kind: Literal["ia3"] = "ia3"
+    target_modules: list[str]
+    feedforward_modules: list[str]
+
+
+@dataclass(frozen=True, kw_only=True)
+class PrefixMethod:
+    kind: Literal["prefix"] = "prefix"
+    num_virtual_tokens: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class PromptMethod:
+    kind: Literal["prompt"] = "prompt"
+    num_virtual_tokens: int
+    init_text: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class FullMethod:
+    kind: Literal["full"] = "full"
+
+
+MethodSpec = Union[LoraMethod, AdapterMethod, Ia3Method, PrefixMethod, PromptMethod, FullMethod]
+_METHODS: dict[str, type] = {cls.kind: cls for cls in get_args(MethodSpec)}
 
 
 @dataclass(frozen=True)
@@ -72,6 +134,8 @@ class TrainSpec:
     seed: int
     log_every_steps: int
     gradient_accumulation_steps: int
+    # Over all devices: batch_size / micro_batch_size (under torchrun each rank takes its share).
+    micro_batches_per_step: int
 
 
 @dataclass(frozen=True)
@@ -109,285 +173,189 @@ class JobSpec:
     run_dir: Path
     sweep_values: dict[str, Any]
     model: ModelSpec
-    # methods.apply_method takes the method as a plain dict (keys as in schema.ts).
-    method: dict[str, Any]
+    method: MethodSpec
     data: DataSpec
     train: TrainSpec
     eval: EvalSpec
     checkpoint: CheckpointSpec
     resources: ResourcesSpec
     job_fingerprint: str
-    # The shim never talks to the Hub; the section is only checked to be an object.
+    # The shim never talks to the Hub; the section is only validated.
     hub: dict[str, Any] | None = field(default=None)
 
 
-# --- value checks -------------------------------------------------------------------------------
+# --- migration ----------------------------------------------------------------------------------
 
 
-def _describe(value: Any) -> str:
-    text = json.dumps(value) if not isinstance(value, (set, bytes)) else repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+def migrate_v1(raw: dict[str, Any]) -> dict[str, Any]:
+    """schema_version 1 -> 2: train.compile did not exist (false), and the accumulation was all there
+    was: micro_batches_per_step = gradient_accumulation_steps x devices."""
+    migrated = {**raw, "schema_version": 2}
+    train, resources = raw.get("train"), raw.get("resources")
+    if isinstance(train, dict):
+        train = {"compile": False, **train}
+        accumulation = train.get("gradient_accumulation_steps")
+        gpus = resources.get("gpus") if isinstance(resources, dict) else None
+        if _is_int(accumulation) and _is_int(gpus):  # otherwise validation names what is wrong
+            train["micro_batches_per_step"] = accumulation * max(1, gpus)
+        migrated["train"] = train
+    return migrated
 
 
 def _is_int(value: Any) -> bool:
-    return _is_number(value) and float(value).is_integer()
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
-class _Section:
-    """One JSON object of the spec, read field by field; every error names the dotted path."""
-
-    def __init__(self, file: str, path: str, raw: Any) -> None:
-        self.file = file
-        self.path = path
-        if not isinstance(raw, dict):
-            raise SpecError(file, path or "(top level)", f"expected an object, got {_describe(raw)}")
-        self.raw = raw
-        self.seen: set[str] = set()
-
-    def _where(self, key: str) -> str:
-        return f"{self.path}.{key}" if self.path else key
-
-    def fail(self, key: str, message: str) -> SpecError:
-        return SpecError(self.file, self._where(key), message)
-
-    def _get(self, key: str, optional: bool) -> Any:
-        self.seen.add(key)
-        if key not in self.raw:
-            if optional:
-                return None
-            raise self.fail(key, "missing (job specs are fully resolved: every field is required)")
-        return self.raw[key]
-
-    def _check(self, key: str, optional: bool, ok: Callable[[Any], bool], expected: str) -> Any:
-        value = self._get(key, optional)
-        if value is None and optional:
-            return None
-        if not ok(value):
-            raise self.fail(key, f"expected {expected}, got {_describe(value)}")
-        return value
-
-    def string(self, key: str, *, optional: bool = False, non_empty: bool = True) -> Any:
-        expected = "a non-empty string" if non_empty else "a string"
-        return self._check(key, optional, lambda v: isinstance(v, str) and (bool(v) or not non_empty), expected)
-
-    def boolean(self, key: str, *, default: bool | None = None) -> bool:
-        """`default` is for fields added after job specs were first written (older runs still resume)."""
-        value = self._check(key, default is not None, lambda v: isinstance(v, bool), "true or false")
-        return default if value is None else value
-
-    def positive_int(self, key: str, *, optional: bool = False) -> Any:
-        value = self._check(key, optional, lambda v: _is_int(v) and v > 0, "a positive integer")
-        return None if value is None else int(value)
-
-    def non_negative_int(self, key: str) -> int:
-        return int(self._check(key, False, lambda v: _is_int(v) and v >= 0, "a non-negative integer"))
-
-    def positive_number(self, key: str) -> float:
-        return float(self._check(key, False, lambda v: _is_number(v) and v > 0, "a positive number"))
-
-    def non_negative_number(self, key: str) -> float:
-        return float(self._check(key, False, lambda v: _is_number(v) and v >= 0, "a non-negative number"))
-
-    def fraction(self, key: str) -> float:
-        return float(self._check(key, False, lambda v: _is_number(v) and 0 <= v <= 1, "a number from 0 to 1"))
-
-    def choice(self, key: str, options: tuple[str, ...]) -> str:
-        expected = "one of " + ", ".join(options)
-        return self._check(key, False, lambda v: v in options, expected)
-
-    def string_list(self, key: str, *, min_items: int) -> list[str]:
-        def ok(v: Any) -> bool:
-            return isinstance(v, list) and len(v) >= min_items and all(isinstance(s, str) and s for s in v)
-
-        expected = "a list of non-empty strings" + (f" (at least {min_items})" if min_items else "")
-        return list(self._check(key, False, ok, expected))
-
-    def section(self, key: str, *, optional: bool = False) -> "_Section | None":
-        value = self._get(key, optional)
-        if value is None and optional:
-            return None
-        return _Section(self.file, self._where(key), value)
-
-    def done(self) -> None:
-        """Unknown keys are errors, as in schema.ts's strict objects (a typo must not be ignored)."""
-        unknown = sorted(set(self.raw) - self.seen)
-        if unknown:
-            raise self.fail(unknown[0], "unknown field")
+def _migrated(raw: Any, file: str) -> Any:
+    if not isinstance(raw, dict) or "schema_version" not in raw:
+        return raw  # validation reports it
+    version = raw["schema_version"]
+    if version == JOB_SCHEMA_VERSION and not isinstance(version, bool):
+        return raw
+    if version == 1 and not isinstance(version, bool):
+        return migrate_v1(raw)
+    raise SpecError(file, "schema_version", f"unknown version {_describe(version)}; this shim reads 1 and "
+                    f"{JOB_SCHEMA_VERSION} (was the file written by a newer peftctl?)")
 
 
-# --- sections -----------------------------------------------------------------------------------
+# --- validation ---------------------------------------------------------------------------------
 
 
-def _model(s: _Section) -> ModelSpec:
-    spec = ModelSpec(
-        base=s.string("base"),
-        revision=s.string("revision", optional=True),
-        dtype=s.choice("dtype", ("auto", "bfloat16", "float16", "float32")),
-        attn=s.choice("attn", ("sdpa", "eager", "flex_attention")),
-        trust_remote_code=s.boolean("trust_remote_code"),
+def schema_path() -> Path:
+    """schema/job.schema.json of the checkout (or of the image, /opt/peftshim); $PEFTSHIM_JOB_SCHEMA overrides."""
+    configured = os.environ.get("PEFTSHIM_JOB_SCHEMA")
+    return Path(configured) if configured else Path(__file__).resolve().parents[2] / "schema" / "job.schema.json"
+
+
+@functools.lru_cache(maxsize=4)
+def _validator(path: Path) -> Draft202012Validator:
+    try:
+        schema = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        raise RuntimeError(f"cannot read the job schema {path} (`npm run schema` writes it; "
+                           f"PEFTSHIM_JOB_SCHEMA names another): {err}") from None
+    Draft202012Validator.check_schema(schema)
+    return Draft202012Validator(schema)
+
+
+def violations(raw: Any) -> list[Violation]:
+    """Every way `raw` breaks the job schema, sorted by field path."""
+    return sorted({v for error in _validator(schema_path()).iter_errors(raw) for v in _explain(error)})
+
+
+_TYPE_NAMES = {"number": "a number", "integer": "an integer", "string": "a string", "boolean": "true or false",
+               "object": "an object", "array": "a list", "null": "null"}
+_MISSING = "missing (job specs are fully resolved)"
+
+
+def _explain(error: ValidationError) -> list[Violation]:
+    """The violations one schema error stands for, in the shim's words."""
+    path, keyword, expected, value = tuple(error.absolute_path), error.validator, error.validator_value, error.instance
+    if keyword == "required":
+        return [Violation(_dotted(path + (key,)), _MISSING) for key in expected if key not in value]
+    if keyword == "additionalProperties":
+        known = error.schema.get("properties", {})
+        return [Violation(_dotted(path + (key,)), "unknown field") for key in value if key not in known]
+    if keyword in ("oneOf", "anyOf"):
+        return _explain_variants(error)
+    got = _describe(value)
+    messages = {
+        "type": lambda: "expected " + " or ".join(_TYPE_NAMES.get(t, t) for t in _as_list(expected)) + f", got {got}",
+        "enum": lambda: f"expected one of {', '.join(map(str, expected))}, got {got}",
+        "const": lambda: f"expected {json.dumps(expected)}, got {got}",
+        "minimum": lambda: f"expected at least {expected}, got {got}",
+        "exclusiveMinimum": lambda: f"expected more than {expected}, got {got}",
+        "maximum": lambda: f"expected at most {expected}, got {got}",
+        "minLength": lambda: f"expected at least {expected} character(s), got {got}",
+        "minItems": lambda: f"expected at least {expected} item(s), got {got}",
+        "pattern": lambda: f"{got} does not match {expected}" + (f" ({error.schema['description']})"
+                                                              if "description" in error.schema else ""),
+    }
+    return [Violation(_dotted(path), messages[keyword]() if keyword in messages else error.message)]
+
+
+def _explain_variants(error: ValidationError) -> list[Violation]:
+    """A union discriminated by `kind` (method): the errors of the variant the object names."""
+    path, value = tuple(error.absolute_path), error.instance
+    kinds = [variant.get("properties", {}).get("kind", {}).get("const") for variant in error.validator_value]
+    if None in kinds:
+        return [Violation(_dotted(path), error.message)]
+    if not isinstance(value, dict):
+        return [Violation(_dotted(path), f"expected an object, got {_describe(value)}")]
+    if value.get("kind") not in kinds:
+        listed = ", ".join(kinds)
+        problem = f"expected one of {listed}, got {_describe(value['kind'])}" if "kind" in value else f"missing (one of {listed})"
+        return [Violation(_dotted(path + ("kind",)), problem)]
+    chosen = kinds.index(value["kind"])
+    return [v for sub in error.context or () if sub.relative_schema_path[0] == chosen for v in _explain(sub)]
+
+
+def _dotted(path: tuple[Any, ...]) -> str:
+    text = "".join(f"[{key}]" if isinstance(key, int) else f".{key}" for key in path).lstrip(".")
+    return text or "(top level)"
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def _describe(value: Any) -> str:
+    text = json.dumps(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+# --- the dataclasses ----------------------------------------------------------------------------
+
+T = TypeVar("T")
+
+
+def _build(cls: type[T], raw: dict[str, Any]) -> T:
+    """`cls` from a validated object: nested dataclasses built too, an optional field left out is None,
+    and numbers take the field's type (JSON Schema counts 4.0 as an integer)."""
+    hints = get_type_hints(cls)
+    return cls(**{f.name: _typed(hints[f.name], raw[f.name]) if f.name in raw else None for f in fields(cls)})
+
+
+def _typed(hint: Any, value: Any) -> Any:
+    if is_dataclass(hint):
+        return _build(hint, value)  # type: ignore[arg-type]
+    kinds = get_args(hint) or (hint,)
+    if isinstance(value, float) and int in kinds and float not in kinds:
+        return int(value)
+    if isinstance(value, int) and not isinstance(value, bool) and float in kinds and int not in kinds:
+        return float(value)
+    return value
+
+
+def _job_spec(raw: dict[str, Any]) -> JobSpec:
+    return JobSpec(
+        schema_version=int(raw["schema_version"]),
+        run_id=raw["run_id"],
+        experiment=raw["experiment"],
+        run_dir=Path(raw["run_dir"]),
+        sweep_values=dict(raw["sweep_values"]),
+        model=_build(ModelSpec, raw["model"]),
+        method=_build(_METHODS[raw["method"]["kind"]], raw["method"]),
+        data=_build(DataSpec, raw["data"]),
+        train=_build(TrainSpec, raw["train"]),
+        eval=_build(EvalSpec, raw["eval"]),
+        checkpoint=_build(CheckpointSpec, raw["checkpoint"]),
+        resources=_build(ResourcesSpec, raw["resources"]),
+        job_fingerprint=raw["fingerprints"]["job"],
+        hub=raw.get("hub"),
     )
-    s.done()
-    return spec
 
 
-METHOD_KINDS = ("lora", "adapter", "ia3", "prefix", "prompt", "full")
-
-
-def _method(s: _Section) -> dict[str, Any]:
-    kind = s.choice("kind", METHOD_KINDS)
-    method: dict[str, Any] = {"kind": kind}
-    if kind == "lora":
-        method["r"] = s.positive_int("r")
-        method["alpha"] = s.positive_number("alpha")
-        method["dropout"] = s.fraction("dropout")
-        method["target_modules"] = s.string_list("target_modules", min_items=1)
-        method["use_dora"] = s.boolean("use_dora")
-        method["use_rslora"] = s.boolean("use_rslora")
-        method["bias"] = s.choice("bias", ("none", "all", "lora_only"))
-    elif kind == "adapter":
-        method["adapter_len"] = s.positive_int("adapter_len")
-        method["adapter_layers"] = s.positive_int("adapter_layers")
-    elif kind == "ia3":
-        method["target_modules"] = s.string_list("target_modules", min_items=1)
-        method["feedforward_modules"] = s.string_list("feedforward_modules", min_items=0)
-    elif kind in ("prefix", "prompt"):
-        method["num_virtual_tokens"] = s.positive_int("num_virtual_tokens")
-        if kind == "prompt":
-            init_text = s.string("init_text", optional=True, non_empty=False)
-            if init_text is not None:
-                method["init_text"] = init_text
-    s.done()
-    return method
-
-
-def _data(s: _Section) -> DataSpec:
-    fmt = s.choice("format", FORMATS)
-    path = s.string("path")
-    if not Path(path).is_absolute():
-        raise s.fail("path", f"expected an absolute path (the controller resolves it), got {_describe(path)}")
-    strategy = s.choice("strategy", STRATEGY_MODES)
-    max_length = s.positive_int("max_length")
-    packing = s.boolean("packing")
-    max_examples = s.positive_int("max_examples", optional=True)
-    split_section = s.section("split")
-    assert split_section is not None
-    split = SplitSpec(
-        train=split_section.fraction("train"),
-        valid=split_section.fraction("valid"),
-        test=split_section.fraction("test"),
-        seed=split_section.non_negative_int("seed"),
-    )
-    split_section.done()
-    if split.train <= 0:
-        raise split_section.fail("train", "expected a fraction above 0 (there must be training data)")
-    if split.train + split.valid + split.test > 1 + 1e-9:
-        raise split_section.fail("train", "train + valid + test must not exceed 1")
-    s.done()
-    return DataSpec(fmt, path, strategy, max_length, packing, max_examples, split)
-
-
-def _train(s: _Section) -> TrainSpec:
-    spec = TrainSpec(
-        epochs=s.positive_number("epochs"),
-        max_steps=s.positive_int("max_steps", optional=True),
-        lr=s.positive_number("lr"),
-        lr_scheduler=s.choice("lr_scheduler", ("cosine", "linear", "constant")),
-        batch_size=s.positive_int("batch_size"),
-        micro_batch_size=s.positive_int("micro_batch_size"),
-        warmup_steps=s.non_negative_int("warmup_steps"),
-        weight_decay=s.non_negative_number("weight_decay"),
-        max_grad_norm=s.positive_number("max_grad_norm"),
-        gradient_checkpointing=s.boolean("gradient_checkpointing"),
-        compile=s.boolean("compile", default=False),
-        seed=s.non_negative_int("seed"),
-        log_every_steps=s.positive_int("log_every_steps"),
-        gradient_accumulation_steps=s.positive_int("gradient_accumulation_steps"),
-    )
-    s.done()
-    return spec
-
-
-def _eval(s: _Section) -> EvalSpec:
-    every_steps = s.positive_int("every_steps")
-    gen = s.section("generate")
-    assert gen is not None
-    generate = GenerateSpec(max_new_tokens=gen.positive_int("max_new_tokens"), samples=gen.non_negative_int("samples"))
-    gen.done()
-    s.done()
-    return EvalSpec(every_steps, generate)
-
-
-def _checkpoint(s: _Section) -> CheckpointSpec:
-    spec = CheckpointSpec(
-        every_steps=s.positive_int("every_steps"),
-        keep_last=s.positive_int("keep_last"),
-        keep_adapters=s.choice("keep_adapters", ("all", "best", "last")),
-    )
-    s.done()
-    return spec
-
-
-def _resources(s: _Section) -> ResourcesSpec:
-    spec = ResourcesSpec(
-        executor=s.choice("executor", ("local",)),
-        gpus=s.non_negative_int("gpus"),
-        gpu_memory_gb=s.positive_number("gpu_memory_gb"),
-        retries=s.non_negative_int("retries"),
-    )
-    s.done()
-    return spec
+# --- entry points -------------------------------------------------------------------------------
 
 
 def parse_spec(raw: Any, file: str = "job.json") -> JobSpec:
-    """Validates a parsed job.json; raises SpecError naming the first bad field."""
-    top = _Section(file, "", raw)
-    version = top._check("schema_version", False, lambda v: v == JOB_SCHEMA_VERSION, f"{JOB_SCHEMA_VERSION}")
-    run_id = top.string("run_id")
-    experiment = top.string("experiment")
-    run_dir = top.string("run_dir")
-    if not Path(run_dir).is_absolute():
-        raise top.fail("run_dir", f"expected an absolute path, got {_describe(run_dir)}")
-    sweep_values = top._check("sweep_values", False, lambda v: isinstance(v, dict), "an object")
-
-    sections = {name: top.section(name) for name in ("model", "method", "data", "train", "eval", "checkpoint", "resources")}
-    model = _model(sections["model"])  # type: ignore[arg-type]
-    method = _method(sections["method"])  # type: ignore[arg-type]
-    data = _data(sections["data"])  # type: ignore[arg-type]
-    train = _train(sections["train"])  # type: ignore[arg-type]
-    if train.compile and method["kind"] == "prefix":
-        raise SpecError(file, "train.compile", "prefix tuning cannot be compiled: its per-layer key/value cache "
-                        "recompiles every layer; turn compile off or use lora")
-    eval_spec = _eval(sections["eval"])  # type: ignore[arg-type]
-    checkpoint = _checkpoint(sections["checkpoint"])  # type: ignore[arg-type]
-    resources = _resources(sections["resources"])  # type: ignore[arg-type]
-
-    hub_section = top.section("hub", optional=True)
-    hub = dict(hub_section.raw) if hub_section is not None else None
-    fingerprints = top.section("fingerprints")
-    assert fingerprints is not None
-    job_fingerprint = fingerprints.string("job")
-    fingerprints.done()
-    top.done()
-    return JobSpec(
-        schema_version=version,
-        run_id=run_id,
-        experiment=experiment,
-        run_dir=Path(run_dir),
-        sweep_values=dict(sweep_values),
-        model=model,
-        method=method,
-        data=data,
-        train=train,
-        eval=eval_spec,
-        checkpoint=checkpoint,
-        resources=resources,
-        job_fingerprint=job_fingerprint,
-        hub=hub,
-    )
+    """A parsed job.json (of this or an earlier schema_version) -> JobSpec; SpecError lists every violation."""
+    current = _migrated(raw, file)
+    found = violations(current)
+    if found:
+        raise SpecError(file, violations=found)
+    return _job_spec(current)
 
 
 def read_raw_spec(path: Path) -> Any:
@@ -406,5 +374,5 @@ def read_raw_spec(path: Path) -> Any:
 
 
 def load_spec(path: Path) -> JobSpec:
-    """Reads and validates job.json; raises SpecError (exit 2) naming the file and the bad field."""
+    """Reads, migrates and validates job.json; raises SpecError (exit 2) naming the file and every bad field."""
     return parse_spec(read_raw_spec(path), file=path.name)

@@ -52,7 +52,8 @@ def sample_tokenizer():
 
     Session-scoped and shared: tests that set attributes on it (chat_template) must work on a copy.
     """
-    from peftshim.data import read_dialogues, training_text
+    from peftshim.dialogues import read_dialogues
+    from peftshim.examples import training_text
     from peftshim.tokenizer import train_tokenizer
 
     dialogues, _ = read_dialogues("extes", SAMPLES_DIR / "extes-sample.json")

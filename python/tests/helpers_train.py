@@ -1,7 +1,8 @@
 """Shared helpers for the shim's training tests: complete job specs and running the shim.
 
 job_spec() builds a fully resolved job.json the way the controller would (every default of
-src/config/schema.ts filled in), so these tests do not depend on the TypeScript planner.
+src/config/schema.ts filled in, the batch layout of src/config/batch.ts), so these tests do not depend
+on the TypeScript planner; the shim validates it against schema/job.schema.json like any job.json.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 PYTHON_DIR = PROJECT_ROOT / "python"
 SAMPLE_DATA = PROJECT_ROOT / "data" / "samples" / "extes-sample.json"
 
-SCHEMA = PROJECT_ROOT / "schema" / "experiment.schema.json"
+SCHEMA = PROJECT_ROOT / "schema" / "job.schema.json"
 
 
 def _defaults(node: dict[str, Any]) -> dict[str, Any]:
@@ -32,8 +33,8 @@ def _defaults(node: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-# The defaults of src/config/schema.ts, read from the JSON Schema generated from it (a vitest checks
-# that it is fresh), so these tests build the same resolved specs as the planner without running it.
+# The defaults of src/config/schema.ts, read from the job's JSON Schema generated from it (a vitest
+# checks that it is fresh), so these tests build the same resolved specs as the planner without running it.
 _SCHEMA = json.loads(SCHEMA.read_text())["properties"]
 METHOD_DEFAULTS: dict[str, dict[str, Any]] = {
     variant["properties"]["kind"]["const"]: {k: v for k, v in _defaults(variant).items() if k != "kind"}
@@ -64,9 +65,12 @@ def job_spec(run_dir: Path, *, method: str | dict[str, Any] = "lora", data_path:
     spec = _merge(DEFAULTS, {"data": {"path": str(Path(data_path).resolve())}})
     spec = _merge(spec, sections)
     train = spec["train"]
-    train.setdefault("gradient_accumulation_steps", max(1, train["batch_size"] // train["micro_batch_size"]))
+    # batch.ts's layout: accumulation per device, micro-batches per step over all devices
+    train.setdefault("micro_batches_per_step", max(1, train["batch_size"] // train["micro_batch_size"]))
+    devices = max(1, spec["resources"]["gpus"])
+    train.setdefault("gradient_accumulation_steps", max(1, train["micro_batches_per_step"] // devices))
     return {
-        "schema_version": 1,
+        "schema_version": 2,
         "run_id": run_dir.name,
         "experiment": "pytest",
         "run_dir": str(run_dir.resolve()),
@@ -91,7 +95,7 @@ def small_job(run_dir: Path, *, method: str | dict[str, Any] = "lora", **overrid
     base: dict[str, Any] = {
         "data": {"max_length": 128},
         "train": {"max_steps": 12, "lr": 1e-3, "batch_size": 8, "micro_batch_size": 4, "warmup_steps": 2,
-                  "log_every_steps": 2, "gradient_accumulation_steps": 2},
+                  "log_every_steps": 2},
         "eval": {"every_steps": 4, "generate": {"max_new_tokens": 8, "samples": 0}},
         "checkpoint": {"every_steps": 4, "keep_last": 2, "keep_adapters": "best"},
         "resources": {"gpus": TEST_GPUS},

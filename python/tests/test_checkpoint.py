@@ -129,18 +129,66 @@ def test_fingerprint_check(tmp_path: Path) -> None:
         ckpt.check_fingerprints(manifest, job="job-a", data="data-b", ckpt=saved.path)
 
 
-def test_write_atomic_dir_replaces_whole_directory(tmp_path: Path) -> None:
-    target = tmp_path / "adapter"
-    ckpt.write_atomic_dir(target, lambda d: (d / "a.txt").write_text("1"))
-    ckpt.write_atomic_dir(target, lambda d: (d / "b.txt").write_text("2"))
-    assert sorted(p.name for p in target.iterdir()) == ["b.txt"]
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["adapter"]
+class WholeModel(torch.nn.Module):
+    """Full fine-tuning's shape: every parameter trains, and the saved model holds a buffer too."""
 
-    def failing(d: Path) -> None:
-        (d / "c.txt").write_text("3")
-        raise RuntimeError("disk full")
+    def __init__(self) -> None:
+        super().__init__()
+        self.body = torch.nn.Linear(4, 4)
+        self.head = torch.nn.Linear(4, 2)
+        self.register_buffer("scale", torch.ones(2))
 
-    with pytest.raises(RuntimeError):
-        ckpt.write_atomic_dir(target, failing)
-    assert sorted(p.name for p in target.iterdir()) == ["b.txt"]  # the old adapter survives a failed write
-    assert json.dumps(ckpt.TrainerState(1, 0, 0, "j", "d").__dict__)
+
+def save_whole_model(model: torch.nn.Module, out_dir: Path) -> None:
+    """What save_pretrained writes for full fine-tuning: the state dict under the model's own names."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    save_file({k: v.detach().contiguous() for k, v in model.state_dict().items()}, str(out_dir / "model.safetensors"))
+
+
+def test_weights_the_adapter_holds_are_written_once_and_restored_from_it(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    model = WholeModel()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=0.1)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: 1.0)
+    model.head(model.body(torch.ones(1, 4))).sum().backward()
+    optimizer.step()
+    state = ckpt.TrainerState(step=3, epoch=0, batch_index=6, job_fingerprint="j", data_fingerprint="d")
+    saved = ckpt.save_checkpoint(tmp_path, model=model, optimizer=optimizer, scheduler=scheduler, state=state,
+                                 eval_loss=1.0, save_adapter=save_whole_model, weights_in_adapter=True)
+
+    assert [p.relative_to(saved.path) for p in saved.path.rglob("*.safetensors")] == [Path("adapter/model.safetensors")]
+    manifest = ckpt.verify_checkpoint(saved.path)
+    assert manifest["trainable"] == ["adapter/model.safetensors"]
+    assert set(manifest["files"]) == {"adapter/model.safetensors", "optimizer.pt", "scheduler.pt", "rng.pt",
+                                      "trainer_state.json"}
+    torch.manual_seed(1)
+    fresh = WholeModel()
+    ckpt.load_state(saved.path, fresh)
+    for name, parameter in model.named_parameters():
+        assert torch.equal(dict(fresh.named_parameters())[name], parameter), name
+
+    # a checkpoint past keep_last keeps the adapter (the weights) and drops the rest of the state
+    make(tmp_path, 5)
+    make(tmp_path, 7)
+    ckpt.apply_retention(tmp_path, keep_last=2, keep_adapters="all")
+    manifest = ckpt.verify_checkpoint(saved.path)
+    assert manifest["full_state"] is False and "trainable" not in manifest
+    assert sorted(manifest["files"]) == ["adapter/model.safetensors"]
+
+
+def test_restore_refuses_weights_that_are_not_the_models(tmp_path: Path) -> None:
+    path = tmp_path / "weights.safetensors"
+    save_file({"head.weight": torch.zeros(2, 4)}, str(path))
+    with pytest.raises(ckpt.CheckpointError, match=r"missing \['head.bias'\]"):
+        ckpt.restore_trainable(Tiny(), [path])
+    save_file({"head.weight": torch.zeros(2, 4), "head.bias": torch.zeros(2), "frozen.weight": torch.zeros(4, 4)},
+              str(path))
+    with pytest.raises(ckpt.CheckpointError, match=r"extra \['frozen.weight'\]"):
+        ckpt.restore_trainable(Tiny(), [path])
+
+
+def test_trainer_state_records_the_micro_batch_size_and_old_states_load(tmp_path: Path) -> None:
+    saved, _, _ = make(tmp_path, 2)
+    assert ckpt.load_state(saved.path, Tiny()).trainer.micro_batch_size is None  # written without one
+    raw = json.loads((saved.path / "trainer_state.json").read_text())
+    assert "micro_batch_size" in raw

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -10,23 +11,25 @@ import pytest
 import torch
 from transformers import GPT2Config, GPT2LMHeadModel
 
-from peftshim.data import IGNORE_INDEX, Example
+from peftshim.contract import IGNORE_INDEX
+from peftshim.examples import Example
 from peftshim.loss import target_loss
 from peftshim.methods import apply_method, supports_packing
 from peftshim.model import TINY_LLAMA, build_builtin_model, builtin_tokenizer
 from peftshim.packing import collate, make_batches
+from peftshim.spec import AdapterMethod, FullMethod, Ia3Method, LoraMethod, MethodSpec, PrefixMethod, PromptMethod
 
 CPU = torch.device("cpu")
-NO_DROPOUT_LORA = {"kind": "lora", "r": 4, "alpha": 8, "dropout": 0.0, "target_modules": ["q_proj", "v_proj", "lm_head"],
-                   "use_dora": False, "use_rslora": False, "bias": "none"}
-METHODS: dict[str, dict[str, Any]] = {
+NO_DROPOUT_LORA = LoraMethod(r=4, alpha=8, dropout=0.0, target_modules=["q_proj", "v_proj", "lm_head"], use_dora=False,
+                             use_rslora=False, bias="none")
+METHODS: dict[str, MethodSpec] = {
     "lora+lm_head": NO_DROPOUT_LORA,
-    "dora": {**NO_DROPOUT_LORA, "use_dora": True, "target_modules": ["q_proj", "v_proj"]},
-    "adapter": {"kind": "adapter", "adapter_len": 4, "adapter_layers": 2},
-    "ia3": {"kind": "ia3", "target_modules": ["k_proj", "v_proj", "down_proj"], "feedforward_modules": ["down_proj"]},
-    "prefix": {"kind": "prefix", "num_virtual_tokens": 3},
-    "prompt": {"kind": "prompt", "num_virtual_tokens": 3, "init_text": None},
-    "full": {"kind": "full"},
+    "dora": replace(NO_DROPOUT_LORA, use_dora=True, target_modules=["q_proj", "v_proj"]),
+    "adapter": AdapterMethod(adapter_len=4, adapter_layers=2),
+    "ia3": Ia3Method(target_modules=["k_proj", "v_proj", "down_proj"], feedforward_modules=["down_proj"]),
+    "prefix": PrefixMethod(num_virtual_tokens=3),
+    "prompt": PromptMethod(num_virtual_tokens=3, init_text=None),
+    "full": FullMethod(),
 }
 
 
@@ -78,8 +81,8 @@ def test_target_loss_equals_the_models_loss(name: str, attn: str, tokenizer) -> 
     assert_same_objective(model, inputs, num_items=batch.target_tokens + 11)
 
 
-@pytest.mark.parametrize("method", [{"kind": "full"}, {**NO_DROPOUT_LORA, "target_modules": ["c_attn"]}])
-def test_target_loss_on_gpt2_with_tied_embeddings(method: dict[str, Any]) -> None:
+@pytest.mark.parametrize("method", [FullMethod(), replace(NO_DROPOUT_LORA, target_modules=["c_attn"])])
+def test_target_loss_on_gpt2_with_tied_embeddings(method: MethodSpec) -> None:
     """DialoGPT's architecture: GPT-2, whose output layer shares its weight with the input embeddings."""
     torch.manual_seed(0)
     gpt2 = GPT2LMHeadModel(GPT2Config(vocab_size=300, n_positions=64, n_embd=32, n_layer=2, n_head=2,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -11,29 +12,39 @@ import torch
 from peft import PeftModel
 from transformers import AutoModelForCausalLM, GPT2Config, GPT2LMHeadModel
 
-from peftshim.data import IGNORE_INDEX, Example
+from peftshim.contract import IGNORE_INDEX
+from peftshim.examples import Example
 from peftshim.methods import apply_method, count_parameters, save_trainable, supports_packing
 from peftshim.model import TINY_LLAMA, build_builtin_model, builtin_tokenizer
 from peftshim.packing import collate, make_batches
-from peftshim.spec import SpecError
+from peftshim.spec import (
+    AdapterMethod,
+    FullMethod,
+    Ia3Method,
+    LoraMethod,
+    MethodSpec,
+    PrefixMethod,
+    PromptMethod,
+    SpecError,
+)
 
 CPU = torch.device("cpu")
 TEXTS = ["How are you feeling today? I have been low since I lost my job."] * 30
 LAYERS, HIDDEN, KV_DIM, FFN = 4, 256, 128, 688  # tiny-llama: 2 kv heads of 64
 
-LORA = {"kind": "lora", "r": 8, "alpha": 16, "dropout": 0.0, "target_modules": ["q_proj", "v_proj"],
-        "use_dora": False, "use_rslora": False, "bias": "none"}
-METHODS: dict[str, tuple[dict[str, Any], int | None]] = {
+LORA = LoraMethod(r=8, alpha=16, dropout=0.0, target_modules=["q_proj", "v_proj"], use_dora=False, use_rslora=False,
+                  bias="none")
+METHODS: dict[str, tuple[MethodSpec, int | None]] = {
     # name: (method spec, expected trainable parameters; None = every parameter)
     "lora": (LORA, LAYERS * 8 * ((HIDDEN + HIDDEN) + (HIDDEN + KV_DIM))),
-    "dora-rslora": ({**LORA, "use_dora": True, "use_rslora": True},
+    "dora-rslora": (replace(LORA, use_dora=True, use_rslora=True),
                     LAYERS * (8 * ((HIDDEN + HIDDEN) + (HIDDEN + KV_DIM)) + HIDDEN + KV_DIM)),
-    "adapter": ({"kind": "adapter", "adapter_len": 4, "adapter_layers": 3}, 3 * (4 * HIDDEN + 1)),
-    "ia3": ({"kind": "ia3", "target_modules": ["k_proj", "v_proj", "down_proj"], "feedforward_modules": ["down_proj"]},
+    "adapter": (AdapterMethod(adapter_len=4, adapter_layers=3), 3 * (4 * HIDDEN + 1)),
+    "ia3": (Ia3Method(target_modules=["k_proj", "v_proj", "down_proj"], feedforward_modules=["down_proj"]),
             LAYERS * (KV_DIM + KV_DIM + FFN)),
-    "prefix": ({"kind": "prefix", "num_virtual_tokens": 5}, 5 * LAYERS * 2 * KV_DIM),
-    "prompt": ({"kind": "prompt", "num_virtual_tokens": 5}, 5 * HIDDEN),
-    "full": ({"kind": "full"}, None),
+    "prefix": (PrefixMethod(num_virtual_tokens=5), 5 * LAYERS * 2 * KV_DIM),
+    "prompt": (PromptMethod(num_virtual_tokens=5), 5 * HIDDEN),
+    "full": (FullMethod(), None),
 }
 
 
@@ -56,7 +67,7 @@ def examples(tokenizer, count: int = 6) -> list[Example]:  # type: ignore[no-unt
     return out
 
 
-def training_inputs(tokenizer, method: dict[str, Any], attn: str = "sdpa") -> dict[str, torch.Tensor]:  # type: ignore[no-untyped-def]
+def training_inputs(tokenizer, method: MethodSpec, attn: str = "sdpa") -> dict[str, torch.Tensor]:  # type: ignore[no-untyped-def]
     batch = make_batches(examples(tokenizer), max_length=64, micro_batch_size=4, packing=supports_packing(method),
                          pad_id=tokenizer.pad_token_id, seed=0, epoch=0)[0]
     return collate(batch, attn_implementation=attn, device=CPU)  # type: ignore[return-value]
@@ -114,7 +125,7 @@ def test_adapters_hold_no_base_weights_and_saving_asks_no_hub(tokenizer, tmp_pat
 
     monkeypatch.setattr(peft.utils.save_and_load, "check_file_exists_on_hf_hub", no_hub)
     for targets in (["q_proj", "v_proj"], ["q_proj", "v_proj", "lm_head"]):
-        model = apply_method(tiny(tokenizer), {**LORA, "target_modules": targets}, gradient_checkpointing=False)
+        model = apply_method(tiny(tokenizer), replace(LORA, target_modules=targets), gradient_checkpointing=False)
         model.peft_config["default"].base_model_name_or_path = "meta-llama/Llama-2-7b-hf"  # as for a Hub base
         with torch.no_grad():
             for parameter in model.parameters():
@@ -128,11 +139,6 @@ def test_adapters_hold_no_base_weights_and_saving_asks_no_hub(tokenizer, tmp_pat
         loaded = PeftModel.from_pretrained(tiny(tokenizer), out).eval()
         with torch.no_grad():
             assert torch.allclose(loaded(input_ids=probe).logits, model.eval()(input_ids=probe).logits, atol=1e-5)
-
-
-def test_prefix_tuning_with_gradient_checkpointing_is_a_spec_error(tokenizer) -> None:  # type: ignore[no-untyped-def]
-    with pytest.raises(SpecError, match="train.gradient_checkpointing: prefix tuning does not work"):
-        apply_method(tiny(tokenizer), METHODS["prefix"][0], gradient_checkpointing=True)
 
 
 @pytest.mark.parametrize("name", ["lora", "adapter", "ia3", "prompt", "full"])
@@ -170,16 +176,16 @@ def test_packable_methods_keep_packed_examples_isolated(name: str, attn: str, to
 
 
 def test_virtual_token_methods_do_not_pack() -> None:
-    assert not supports_packing({"kind": "prefix", "num_virtual_tokens": 4})
-    assert not supports_packing({"kind": "prompt", "num_virtual_tokens": 4})
-    assert supports_packing(LORA) and supports_packing({"kind": "full"})
+    assert not supports_packing(PrefixMethod(num_virtual_tokens=4))
+    assert not supports_packing(PromptMethod(num_virtual_tokens=4))
+    assert supports_packing(LORA) and supports_packing(FullMethod())
 
 
 def test_prompt_tuning_starts_from_init_text(tokenizer) -> None:  # type: ignore[no-untyped-def]
     text = "Be kind and supportive."
     base = tiny(tokenizer)
-    model = apply_method(base, {"kind": "prompt", "num_virtual_tokens": 3, "init_text": text},
-                         gradient_checkpointing=False, tokenizer=tokenizer)
+    model = apply_method(base, PromptMethod(num_virtual_tokens=3, init_text=text), gradient_checkpointing=False,
+                         tokenizer=tokenizer)
     ids = tokenizer(text)["input_ids"][:3]
     prompt = model.prompt_encoder["default"].embedding.weight
     assert torch.equal(prompt, base.get_input_embeddings().weight[ids])
@@ -189,16 +195,11 @@ def test_target_modules_missing_from_the_architecture_is_a_spec_error() -> None:
     gpt2 = GPT2LMHeadModel(GPT2Config(vocab_size=300, n_positions=64, n_embd=64, n_layer=2, n_head=2))
     with pytest.raises(SpecError, match=r"method.target_modules: q_proj, v_proj not found in this gpt2 model; .*c_attn"):
         apply_method(gpt2, LORA, gradient_checkpointing=False)
-    model = apply_method(gpt2, {**LORA, "target_modules": ["c_attn"]}, gradient_checkpointing=False)
+    model = apply_method(gpt2, replace(LORA, target_modules=["c_attn"]), gradient_checkpointing=False)
     assert count_parameters(model)[0] == 2 * 8 * (64 + 3 * 64)
 
 
 def test_adapter_layers_beyond_the_model_is_a_spec_error(tokenizer) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(SpecError, match="method.adapter_layers: 30 exceeds the model's 4 layers"):
-        apply_method(tiny(tokenizer), {"kind": "adapter", "adapter_len": 10, "adapter_layers": 30}, gradient_checkpointing=False)
+        apply_method(tiny(tokenizer), AdapterMethod(adapter_len=10, adapter_layers=30), gradient_checkpointing=False)
 
-
-def test_feedforward_modules_must_be_targets(tokenizer) -> None:  # type: ignore[no-untyped-def]
-    with pytest.raises(SpecError, match="method.feedforward_modules: down_proj must also be in"):
-        apply_method(tiny(tokenizer), {"kind": "ia3", "target_modules": ["k_proj"], "feedforward_modules": ["down_proj"]},
-                     gradient_checkpointing=False)

@@ -9,7 +9,8 @@ import pytest
 import torch
 from transformers import GPT2Config, GPT2LMHeadModel, LlamaForCausalLM
 
-from peftshim.data import IGNORE_INDEX, Example
+from peftshim.contract import IGNORE_INDEX
+from peftshim.examples import Example
 from peftshim.model import TINY_LLAMA, builtin_config, load_base_model
 from peftshim.packing import collate, make_batches, pad_fraction
 from peftshim.spec import ModelSpec, SpecError

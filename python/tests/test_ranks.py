@@ -1,8 +1,8 @@
 """Data parallelism under torchrun (resources.gpus > 1), run here as 2 CPU processes over gloo.
 
-Two ranks with micro-batch 4 and no accumulation take the same examples per optimizer step as one
-process with micro-batch 4 and 2 accumulated micro-batches (and as the same 2-GPU job falling back to
-one CPU process), so they must end with the same adapter.
+A step of batch 8 at micro-batch 4 is 2 micro-batches (train.micro_batches_per_step): two ranks take
+one each, one process accumulates both (as does the same 2-GPU job falling back to one CPU process),
+so they must end with the same adapter.
 Only rank 0 writes events and checkpoints; a SIGTERM stops both ranks at one step, and --resume
 continues to the adapter of a run that was never stopped.
 """
@@ -26,12 +26,12 @@ STEPS = 8
 RANKS = 2
 
 
-def job(run_dir: Path, *, gpus: int, accumulation: int) -> Path:
+def job(run_dir: Path, *, gpus: int) -> Path:
     spec = small_job(
         run_dir,
         method={"kind": "lora", "dropout": 0.0},
         train={"max_steps": STEPS, "lr": 1e-2, "warmup_steps": 0, "log_every_steps": 1, "batch_size": 8,
-               "micro_batch_size": 4, "gradient_accumulation_steps": accumulation},
+               "micro_batch_size": 4},
         eval={"every_steps": 4, "generate": {"samples": 1, "max_new_tokens": 4}},
         checkpoint={"every_steps": 4, "keep_last": 2, "keep_adapters": "last"},
         resources={"gpus": gpus},  # no CUDA here: each rank trains on the CPU, gloo between them
@@ -62,7 +62,7 @@ def types(events: list[dict[str, Any]]) -> list[str]:
 @pytest.fixture(scope="module")
 def data_parallel_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     run_dir = tmp_path_factory.mktemp("ranks") / "two-ranks"
-    process = torchrun(job(run_dir, gpus=RANKS, accumulation=1))
+    process = torchrun(job(run_dir, gpus=RANKS))
     _, err = process.communicate(timeout=300)
     assert process.returncode == 0, err[-3000:]
     return run_dir
@@ -71,10 +71,10 @@ def data_parallel_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_two_ranks_train_like_one_process_with_the_same_global_batch(data_parallel_run: Path, tmp_path: Path,
                                                                     capsys: pytest.CaptureFixture[str]) -> None:
     single = tmp_path / "one-process"
-    assert run_main_in_process("train", "--job", str(job(single, gpus=0, accumulation=2))) == 0
+    assert run_main_in_process("train", "--job", str(job(single, gpus=0))) == 0
     # a 2-GPU job that falls back to the CPU runs in one process and takes both ranks' micro-batches
     fallback = tmp_path / "two-gpu-job-on-one-cpu-process"
-    assert run_main_in_process("train", "--job", str(job(fallback, gpus=RANKS, accumulation=1))) == 0
+    assert run_main_in_process("train", "--job", str(job(fallback, gpus=RANKS))) == 0
     capsys.readouterr()
 
     assert max_difference(adapter(data_parallel_run), adapter(single)) <= 1e-6
@@ -92,7 +92,7 @@ def test_two_ranks_train_like_one_process_with_the_same_global_batch(data_parall
 
 def test_a_rank_count_other_than_the_planned_gpus_is_a_spec_error(tmp_path: Path) -> None:
     run_dir = tmp_path / "three-gpus"
-    process = torchrun(job(run_dir, gpus=3, accumulation=1))
+    process = torchrun(job(run_dir, gpus=3))
     _, err = process.communicate(timeout=300)
     assert process.returncode != 0
     errors = [e for e in read_events(run_dir) if e["type"] == "error"]
@@ -103,7 +103,7 @@ def test_a_rank_count_other_than_the_planned_gpus_is_a_spec_error(tmp_path: Path
 
 def test_sigterm_stops_every_rank_at_one_step_and_resume_matches(data_parallel_run: Path, tmp_path: Path) -> None:
     run_dir = tmp_path / "stopped"
-    job_path = job(run_dir, gpus=RANKS, accumulation=1)
+    job_path = job(run_dir, gpus=RANKS)
     process = torchrun(job_path)
     assert process.stdout is not None
     for line in process.stdout:

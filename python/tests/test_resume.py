@@ -174,3 +174,65 @@ def test_resume_without_checkpoint_starts_fresh(tmp_path: Path) -> None:
     (start,) = events_of(read_events(run_dir), "start")
     assert start["resumed_from_step"] is None
     assert [e["step"] for e in events_of(read_events(run_dir), "checkpoint")] == [2]
+
+
+def test_resume_with_a_smaller_micro_batch_continues_at_the_same_data_position(tmp_path: Path) -> None:
+    """The out-of-memory back-off: a run checkpointed at micro-batch 4 resumes with --micro-batch-size 2.
+
+    The data position is converted (16 micro-batches of 4 rows are 32 of 2: packed rows do not depend on
+    the micro-batch size), so every later step trains on the same rows with the same normaliser. What
+    is asserted: the same per-step losses and tokens (the same data), and an adapter equal to the
+    uninterrupted run's (measured 4e-9 here: the same sums in another order).
+    """
+    def job(run_dir: Path) -> Path:
+        # no dropout: micro-batches of 2 rows would draw other dropout masks than micro-batches of 4
+        return write_job(run_dir, small_job(
+            run_dir, method={"kind": "lora", "dropout": 0.0}, train={"max_steps": 20, "log_every_steps": 1},
+            eval={"every_steps": 8}, checkpoint={"every_steps": 8, "keep_last": 3, "keep_adapters": "last"}))
+
+    straight = tmp_path / "micro-4"
+    assert run_main_in_process("train", "--job", str(job(straight))) == 0
+    resumed = tmp_path / "micro-2"
+    copy_run(straight, resumed)
+    shutil.rmtree(resumed / "checkpoints" / "step-000020")
+    before = json.loads((resumed / "checkpoints" / "step-000016" / "trainer_state.json").read_text())
+    assert before["epoch"] >= 1 and before["batch_index"] > 0 and before["micro_batch_size"] == 4  # mid-epoch
+
+    assert run_main_in_process("train", "--job", str(resumed / "job.json"), "--resume", "--micro-batch-size", "2") == 0
+    (start,) = events_of(read_events(resumed), "start")
+    assert start["resumed_from_step"] == 16
+    straight_losses, resumed_losses = progress_losses(straight), progress_losses(resumed)
+    assert sorted(resumed_losses) == [17, 18, 19, 20]
+    assert all(resumed_losses[s] == pytest.approx(straight_losses[s], rel=1e-6) for s in resumed_losses)
+    done = {run: events_of(read_events(run), "done")[0]["metrics"] for run in (straight, resumed)}
+    assert done[resumed]["train_tokens"] == done[straight]["train_tokens"]
+    after = {run: json.loads((run / "checkpoints" / "step-000020" / "trainer_state.json").read_text())
+             for run in (straight, resumed)}
+    assert after[resumed]["epoch"] == after[straight]["epoch"] and after[resumed]["micro_batch_size"] == 2
+    assert after[resumed]["batch_index"] == 2 * after[straight]["batch_index"]
+    assert max_difference(adapter_weights(resumed), adapter_weights(straight)) <= 1e-5
+
+
+def test_full_fine_tuning_checkpoints_hold_the_weights_once_and_resume_exactly(tmp_path: Path) -> None:
+    def job(run_dir: Path) -> Path:
+        return write_job(run_dir, small_job(
+            run_dir, method="full", train={"max_steps": 8, "log_every_steps": 1},
+            eval={"every_steps": 4}, checkpoint={"every_steps": 4, "keep_last": 2, "keep_adapters": "last"}))
+
+    straight = tmp_path / "full"
+    assert run_main_in_process("train", "--job", str(job(straight))) == 0
+    checkpoint = straight / "checkpoints" / "step-000004"
+    weights = sorted(checkpoint.rglob("*.safetensors"))
+    assert [p.relative_to(checkpoint) for p in weights] == [Path("adapter/model.safetensors")]
+    (start,) = events_of(read_events(straight), "start")
+    one_copy = 4 * start["params"]["total"]  # fp32
+    assert one_copy <= weights[0].stat().st_size < 1.01 * one_copy
+    assert verify_checkpoint(checkpoint)["trainable"] == ["adapter/model.safetensors"]
+
+    resumed = tmp_path / "resumed"
+    copy_run(straight, resumed)
+    shutil.rmtree(resumed / "checkpoints" / "step-000008")
+    assert run_main_in_process("train", "--job", str(resumed / "job.json"), "--resume") == 0
+    assert events_of(read_events(resumed), "start")[0]["resumed_from_step"] == 4
+    full_weights = {run: load_file(str(run / "adapter" / "model.safetensors")) for run in (straight, resumed)}
+    assert max_difference(full_weights[resumed], full_weights[straight]) <= 1e-6

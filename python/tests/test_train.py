@@ -41,7 +41,7 @@ def train_job(run_dir: Path, method: dict[str, Any], lr: float, rows: int) -> Pa
         run_dir,
         method=method,
         train={"max_steps": STEPS, "lr": lr, "lr_scheduler": "constant", "warmup_steps": 0, "log_every_steps": 1,
-               "batch_size": rows, "micro_batch_size": rows, "gradient_accumulation_steps": 1},
+               "batch_size": rows, "micro_batch_size": rows},
         eval={"every_steps": 30, "generate": {"samples": 2, "max_new_tokens": 4}},
         checkpoint={"every_steps": 30, "keep_last": 1, "keep_adapters": "last"},
     )
@@ -156,25 +156,28 @@ def _short_run(run_dir: Path, **train: Any) -> dict[str, torch.Tensor]:
     return load_file(str(run_dir / "adapter" / "adapter_model.safetensors"))
 
 
-def _max_difference(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> float:
+def _differences(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> torch.Tensor:
     assert set(a) == set(b) and a
-    return max(float((a[k] - b[k]).abs().max()) for k in a)
+    return torch.cat([(a[k] - b[k]).abs().flatten() for k in sorted(a)])
 
 
 def test_accumulation_and_checkpointing_do_not_change_the_objective(tmp_path: Path) -> None:
     # The same 4 examples per step, as one micro-batch of 4 or as 2 micro-batches of 2: the loss is
     # normalised by the supervised tokens of the whole step, so the updates are the same.
-    # Adam turns float noise in near-zero gradients into updates of up to ~lr/1000 (measured 1.2e-5
-    # here), while a real change moves the weights by ~lr: hence 1e-4 for "the same".
-    one_pass = _short_run(tmp_path / "mbs4", batch_size=4, micro_batch_size=4, gradient_accumulation_steps=1)
-    accumulated = _short_run(tmp_path / "mbs2", batch_size=4, micro_batch_size=2, gradient_accumulation_steps=2)
-    assert _max_difference(one_pass, accumulated) <= 1e-4
+    # Adam turns float noise in a gradient near zero (next to its eps, 1e-8) into an update of up to
+    # lr: with torch 2.13 one weight in 28672 ends 2.3e-4 apart (lr 1e-2), while the mean difference
+    # stays at 1.5e-8. A real change moves every weight by ~lr (mean 2e-3 for lr 1.2e-2 below), so
+    # "the same" is: a mean difference below 1e-6, and no weight further apart than a step's lr.
+    one_pass = _short_run(tmp_path / "mbs4", batch_size=4, micro_batch_size=4)
+    accumulated = _short_run(tmp_path / "mbs2", batch_size=4, micro_batch_size=2)
+    differences = _differences(one_pass, accumulated)
+    assert float(differences.mean()) <= 1e-6 and float(differences.max()) <= 1e-2
     # Adam would hide a constant factor in the loss; the logged loss (the step's objective) does not.
     losses = {name: [p["loss"] for p in events_of(read_events(tmp_path / name), "progress")] for name in ("mbs4", "mbs2")}
     assert max(abs(a - b) for a, b in zip(losses["mbs4"], losses["mbs2"])) <= 1e-5
-    checkpointed = _short_run(tmp_path / "gc", batch_size=4, micro_batch_size=4, gradient_accumulation_steps=1,
-                              gradient_checkpointing=True)
-    assert _max_difference(one_pass, checkpointed) <= 1e-4
+    checkpointed = _short_run(tmp_path / "gc", batch_size=4, micro_batch_size=4, gradient_checkpointing=True)
+    differences = _differences(one_pass, checkpointed)
+    assert float(differences.mean()) <= 1e-6 and float(differences.max()) <= 1e-2
     # and the comparison can fail: another lr gives other weights
-    other = _short_run(tmp_path / "lr", batch_size=4, micro_batch_size=4, gradient_accumulation_steps=1, lr=1.2e-2)
-    assert _max_difference(one_pass, other) > 1e-3
+    other = _short_run(tmp_path / "lr", batch_size=4, micro_batch_size=4, lr=1.2e-2)
+    assert float(_differences(one_pass, other).mean()) > 1e-4

@@ -1,144 +1,229 @@
 /**
- * Rules that involve more than one field, checked on the merged config. Each section is parsed
- * on its own so that a mistake in one section does not hide a rule broken in another.
+ * Rules that involve more than one field: the one place each of them is written. They run on the
+ * merged config and, when there is a sweep, on every point the sweep plans (a swept value can break
+ * a rule that the config alone keeps), so the plan takes a validated Experiment and checks nothing.
+ *
+ * A rule reads fields through `get`, which gives a field's parsed value (its default when absent)
+ * or undefined when the field itself is invalid: a typo elsewhere in a section must not hide a rule.
  */
-import { z } from "zod";
-import { CheckpointSchema, EvalSchema, ExperimentSchema, ModelSchema, ResourcesSchema, SplitSchema, SweepSchema, TrainSchema } from "./schema.ts";
+import { ExperimentSchema, SweepSchema } from "./schema.ts";
+import { batchLayout } from "./batch.ts";
 import type { KeyPath } from "./diagnostics.ts";
 import { reportIssues, type Report } from "./issues.ts";
 import { isPlainObject, setOwn } from "./merge.ts";
 import { methodKindOf, resolveKeyPath } from "./schema-paths.ts";
+import { describePoint, pointResolver, type JobConfig, type ResolvedPoint, type SectionFailure, type SweepPoint } from "./sweep-points.ts";
 import { didYouMean } from "./suggest.ts";
+import { expandSweep, sweepSize } from "../plan/sweep.ts";
 
 /** Keys a sweep may not vary: they name or shape the experiment itself. */
 const NOT_SWEEPABLE = new Set(["name", "description", "extends", "$schema", "sweep"]);
 
-function section(root: Record<string, unknown>, key: string): unknown {
-  return root[key] ?? {};
-}
+/** Findings of one rule on one sweep point reported by name; the rest are counted. */
+const POINTS_SHOWN = 3;
 
-// Only the fields a rule needs, unknown keys ignored: a typo elsewhere in the section must not hide the rule.
-const BatchFields = z.object({ batch_size: TrainSchema.shape.batch_size, micro_batch_size: TrainSchema.shape.micro_batch_size });
-const GpuFields = z.object({ gpus: ResourcesSchema.shape.gpus });
-const SplitFields = z.object(SplitSchema.shape);
-const MaxStepsFields = z.object({ max_steps: TrainSchema.shape.max_steps });
-const DtypeFields = z.object({ dtype: ModelSchema.shape.dtype });
-const LayerFields = z.object({ gradient_checkpointing: TrainSchema.shape.gradient_checkpointing, compile: TrainSchema.shape.compile });
-const EveryStepsFields = { eval: z.object({ every_steps: EvalSchema.shape.every_steps }), checkpoint: z.object({ every_steps: CheckpointSchema.shape.every_steps }) };
+type Get = (field: string) => unknown;
+/** What a rule found: `fields` in the order they should carry the message (the first set one wins). */
+type Finding = { fields: string[]; message: string };
+/**
+ * A rule over the fields it `reads`: `check` gets their parsed values, and runs only when every one
+ * of them is valid (a field in `optional` may also be absent).
+ */
+type CrossFieldRule = {
+  severity: "error" | "warning";
+  reads: readonly string[];
+  optional?: readonly string[];
+  // The values are the fields' parsed values, typed by the schema; `any` keeps each rule free of casts.
+  check(values: Record<string, any>, isSet: (field: string) => boolean): Finding[];
+};
 
-export function checkRules(root: unknown, report: Report, warn: Report): void {
-  if (!isPlainObject(root)) return;
-  checkBatch(root, report);
-  checkPrefixTraining(root, report);
-  checkHalfPrecisionFullFineTuning(root, warn);
-  checkSplit(root, report);
-  checkIntervals(root, warn);
-  checkSweep(root, report, warn);
-}
-
-function checkBatch(root: Record<string, unknown>, report: Report): void {
-  const train = BatchFields.safeParse(section(root, "train"));
-  const resources = GpuFields.safeParse(section(root, "resources"));
-  if (!train.success || !resources.success) return;
-  const { batch_size: batch, micro_batch_size: micro } = train.data;
-  const gpus = resources.data.gpus;
-  const perStep = micro * Math.max(1, gpus);
-  if (batch % perStep === 0) return;
-  const unit = gpus > 1 ? `micro_batch_size x gpus = ${micro} x ${gpus} = ${perStep}` : `micro_batch_size ${micro}`;
-  const lower = Math.max(perStep, batch - (batch % perStep));
-  const trainSection = isPlainObject(root.train) ? root.train : {};
-  const where: KeyPath = "batch_size" in trainSection ? ["train", "batch_size"] : "micro_batch_size" in trainSection ? ["train", "micro_batch_size"] : ["train"];
-  report(
-    where,
-    `batch_size ${batch} is not a multiple of ${unit}: gradient accumulation needs a whole number of micro-batches (try batch_size ${lower === batch ? lower + perStep : lower})`,
-  );
-}
+const batchRule: CrossFieldRule = {
+  severity: "error",
+  reads: ["train.batch_size", "train.micro_batch_size", "resources.gpus"],
+  check({ "train.batch_size": batch, "train.micro_batch_size": micro, "resources.gpus": gpus }) {
+    if (batchLayout({ batch_size: batch, micro_batch_size: micro, gpus })) return [];
+    const perStep = micro * Math.max(1, gpus);
+    const unit = gpus > 1 ? `micro_batch_size x gpus = ${micro} x ${gpus} = ${perStep}` : `micro_batch_size ${micro}`;
+    const lower = Math.max(perStep, batch - (batch % perStep));
+    return [
+      {
+        fields: ["train.batch_size", "train.micro_batch_size"],
+        message: `batch_size ${batch} is not a multiple of ${unit}: gradient accumulation needs a whole number of micro-batches (try batch_size ${lower === batch ? lower + perStep : lower})`,
+      },
+    ];
+  },
+};
 
 /** Prefix tuning hands every layer its prefix through the key/value cache, which neither
  * activation checkpointing nor a compiled layer (recompiled once per layer index) can take. */
-function checkPrefixTraining(root: Record<string, unknown>, report: Report): void {
-  if (methodKindOf(root) !== "prefix") return;
-  const train = LayerFields.safeParse(section(root, "train"));
-  if (!train.success) return;
-  if (train.data.gradient_checkpointing) {
-    report(["train", "gradient_checkpointing"], "prefix tuning does not work with gradient checkpointing: its prefix is a per-layer key/value cache; turn it off or use lora");
-  }
-  if (train.data.compile) {
-    report(["train", "compile"], "prefix tuning cannot be compiled: its per-layer key/value cache recompiles every layer; turn compile off or use lora");
-  }
-}
+const prefixTrainingRule: CrossFieldRule = {
+  severity: "error",
+  reads: ["method.kind", "train.gradient_checkpointing", "train.compile"],
+  check({ "method.kind": kind, "train.gradient_checkpointing": checkpointing, "train.compile": compile }) {
+    if (kind !== "prefix") return [];
+    const findings: Finding[] = [];
+    if (checkpointing) {
+      findings.push({ fields: ["train.gradient_checkpointing", "method.kind"], message: "prefix tuning does not work with gradient checkpointing: its prefix is a per-layer key/value cache; turn it off or use lora" });
+    }
+    if (compile) {
+      findings.push({ fields: ["train.compile", "method.kind"], message: "prefix tuning cannot be compiled: its per-layer key/value cache recompiles every layer; turn compile off or use lora" });
+    }
+    return findings;
+  },
+};
+
+/** IA3 scales feed-forward modules at their input: each must be one of the adapted modules. */
+const ia3FeedforwardRule: CrossFieldRule = {
+  severity: "error",
+  reads: ["method.kind", "method.target_modules", "method.feedforward_modules"],
+  optional: ["method.target_modules", "method.feedforward_modules"],
+  check({ "method.kind": kind, "method.target_modules": targets, "method.feedforward_modules": feedforward }) {
+    if (kind !== "ia3" || targets === undefined || feedforward === undefined) return [];
+    const outside = (feedforward as string[]).filter((name) => !(targets as string[]).includes(name));
+    if (outside.length === 0) return [];
+    return [{ fields: ["method.feedforward_modules", "method.target_modules"], message: `${outside.map((name) => `\`${name}\``).join(", ")} must also be in method.target_modules` }];
+  },
+};
 
 /** Full fine-tuning updates the weights in their own dtype (the shim keeps no fp32 master copy). */
-function checkHalfPrecisionFullFineTuning(root: Record<string, unknown>, warn: Report): void {
-  if (methodKindOf(root) !== "full") return;
-  const model = DtypeFields.safeParse(section(root, "model"));
-  const resources = GpuFields.safeParse(section(root, "resources"));
-  if (!model.success || !resources.success) return;
-  const dtype = model.data.dtype === "auto" ? (resources.data.gpus > 0 ? "bfloat16" : "float32") : model.data.dtype;
-  if (dtype === "float32") return;
-  const where: KeyPath = isPlainObject(root.model) && "dtype" in root.model ? ["model", "dtype"] : ["method", "kind"];
-  warn(
-    where,
-    `full fine-tuning in ${dtype}${model.data.dtype === "auto" ? " (auto on a GPU)" : ""} updates ${dtype} weights directly, and AdamW steps smaller than about 0.4% of a weight are rounded away; set model.dtype: float32 for a faithful baseline`,
-  );
+const halfPrecisionFullRule: CrossFieldRule = {
+  severity: "warning",
+  reads: ["method.kind", "model.dtype", "resources.gpus"],
+  check({ "method.kind": kind, "model.dtype": setting, "resources.gpus": gpus }) {
+    if (kind !== "full") return [];
+    const dtype = setting === "auto" ? (gpus > 0 ? "bfloat16" : "float32") : setting;
+    if (dtype === "float32") return [];
+    return [
+      {
+        fields: ["model.dtype", "method.kind"],
+        message: `full fine-tuning in ${dtype}${setting === "auto" ? " (auto on a GPU)" : ""} updates ${dtype} weights directly, and AdamW steps smaller than about 0.4% of a weight are rounded away; set model.dtype: float32 for a faithful baseline`,
+      },
+    ];
+  },
+};
+
+/** The one split rule: the shim splits every dialogue by these fractions. */
+const splitRule: CrossFieldRule = {
+  severity: "error",
+  reads: ["data.split.train", "data.split.valid", "data.split.test"],
+  check({ "data.split.train": train, "data.split.valid": valid, "data.split.test": test }) {
+    const findings: Finding[] = [];
+    const sum = train + valid + test;
+    const fields = ["data.split", "data"];
+    if (Math.abs(sum - 1) > 1e-6) findings.push({ fields, message: `train + valid + test must sum to 1, got ${train} + ${valid} + ${test} = ${Number(sum.toFixed(6))}` });
+    if (train === 0) findings.push({ fields, message: "train must be > 0: there would be nothing to train on" });
+    return findings;
+  },
+};
+
+/** Intervals longer than the run happen only at its end (a warning, when the user set them). */
+const intervalsRule: CrossFieldRule = {
+  severity: "warning",
+  reads: ["train.max_steps", "eval.every_steps", "checkpoint.every_steps"],
+  optional: ["train.max_steps"],
+  check(values, isSet) {
+    const maxSteps = values["train.max_steps"] as number | undefined;
+    if (maxSteps === undefined) return [];
+    return ["eval.every_steps", "checkpoint.every_steps"].flatMap((field) => {
+      const every = values[field] as number;
+      if (every <= maxSteps || !isSet(field)) return [];
+      return [{ fields: [field], message: `every_steps ${every} > train.max_steps ${maxSteps}: it happens only at the end` }];
+    });
+  },
+};
+
+/** The rule's findings, or none when a field it needs is invalid (that field's own error says why). */
+function runRule(rule: CrossFieldRule, get: Get, isSet: (field: string) => boolean): Finding[] {
+  const values: Record<string, unknown> = {};
+  for (const field of rule.reads) {
+    values[field] = get(field);
+    if (values[field] === undefined && !rule.optional?.includes(field)) return [];
+  }
+  return rule.check(values, isSet);
 }
 
-function checkSplit(root: Record<string, unknown>, report: Report): void {
-  const data = isPlainObject(root.data) ? root.data : undefined;
-  if (!data) return;
-  const split = SplitFields.safeParse(data.split ?? {});
-  if (!split.success) return;
-  const { train, valid, test } = split.data;
-  const sum = train + valid + test;
-  const where: KeyPath = isPlainObject(data.split) ? ["data", "split"] : ["data"];
-  if (Math.abs(sum - 1) > 1e-6) report(where, `train + valid + test must sum to 1, got ${train} + ${valid} + ${test} = ${Number(sum.toFixed(6))}`);
-  if (train === 0) report(where, "train must be > 0: there would be nothing to train on");
-}
+const CROSS_FIELD_RULES: readonly CrossFieldRule[] = [batchRule, prefixTrainingRule, ia3FeedforwardRule, halfPrecisionFullRule, splitRule, intervalsRule];
 
-function checkIntervals(root: Record<string, unknown>, warn: Report): void {
-  const train = MaxStepsFields.safeParse(section(root, "train"));
-  if (!train.success || train.data.max_steps === undefined) return;
-  const maxSteps = train.data.max_steps;
-  for (const [name, schema] of Object.entries(EveryStepsFields)) {
-    const parsed = schema.safeParse(section(root, name));
-    if (parsed.success && parsed.data.every_steps > maxSteps && isPlainObject(root[name]) && "every_steps" in (root[name] as object)) {
-      warn([name, "every_steps"], `every_steps ${parsed.data.every_steps} > train.max_steps ${maxSteps}: it happens only at the end`);
+export function checkRules(root: unknown, report: Report, warn: Report): void {
+  if (!isPlainObject(root)) return;
+  const sink = { error: report, warning: warn };
+  for (const rule of CROSS_FIELD_RULES) {
+    for (const finding of runRule(rule, (field) => fieldOf(root, field), (field) => setIn(root, field))) {
+      const field = finding.fields.find((candidate) => setIn(root, candidate)) ?? finding.fields[0]!;
+      sink[rule.severity](setIn(root, field) ? field.split(".") : field.split(".").slice(0, 1), finding.message);
     }
   }
+  if (checkSweep(root, report, warn)) checkSweepPoints(root, report, warn);
 }
 
-function checkSweep(root: Record<string, unknown>, report: Report, warn: Report): void {
-  if (root.sweep === undefined) return;
+/** A field of the raw config, parsed by its own schema: its default when absent, undefined when invalid. */
+function fieldOf(root: Record<string, unknown>, field: string): unknown {
+  const { path, schemas } = resolveKeyPath(field, { methodKind: methodKindOf(root) });
+  let value: unknown = root;
+  for (const segment of path) value = isPlainObject(value) ? value[segment] : undefined;
+  for (const schema of schemas) {
+    const parsed = schema.safeParse(value);
+    if (parsed.success) return parsed.data;
+  }
+  return undefined;
+}
+
+function setIn(root: Record<string, unknown>, field: string): boolean {
+  let value: unknown = root;
+  for (const segment of field.split(".")) {
+    if (!isPlainObject(value) || !(segment in value)) return false;
+    value = value[segment];
+  }
+  return true;
+}
+
+/** The sweep's own shape; true when it is valid and small enough for its points to be checked. */
+function checkSweep(root: Record<string, unknown>, report: Report, warn: Report): boolean {
+  if (root.sweep === undefined) return false;
   const sweep = SweepSchema.safeParse(root.sweep);
-  if (!sweep.success) return; // the schema's own issues are already reported
-  const { method, parameters, n } = sweep.data;
+  if (!sweep.success) return false; // the schema's own issues are already reported
+  let errors = 0;
+  const fail: Report = (...args) => {
+    errors++;
+    report(...args);
+  };
+  const { method, parameters, n, max_runs: maxRuns } = sweep.data;
   const at = (key: string, ...rest: (string | number)[]): KeyPath => ["sweep", "parameters", key, ...rest];
-  if (method === "random" && n === undefined) report(["sweep", "n"], "a random sweep needs `n`, the number of runs to sample");
+  if (method === "random" && n === undefined) fail(["sweep", "n"], "a random sweep needs `n`, the number of runs to sample");
   if (method !== "random" && n !== undefined) warn(["sweep", "n"], `n is ignored by a ${method} sweep (it runs every combination${method === "zip" ? " in step" : ""})`);
-  if (Object.keys(parameters).length === 0) report(["sweep", "parameters"], "a sweep needs at least one parameter");
+  if (Object.keys(parameters).length === 0) fail(["sweep", "parameters"], "a sweep needs at least one parameter");
 
   const kind = methodKindOf(root);
   const listLengths: [string, number][] = [];
   for (const [key, values] of Object.entries(parameters)) {
-    if (!checkSweepKey(key, kind, report)) continue;
+    if (!checkSweepKey(key, kind, fail)) continue;
     if (Array.isArray(values)) {
       listLengths.push([key, values.length]);
-      values.forEach((value, index) => checkSweepValue(root, key, value, at(key, index), report));
+      values.forEach((value, index) => checkSweepValue(root, key, value, at(key, index), fail));
     } else {
       if (method !== "random") {
-        report(at(key), `a range (min/max) needs sweep.method: random; a ${method} sweep takes a list of values`, "key");
+        fail(at(key), `a range (min/max) needs sweep.method: random; a ${method} sweep takes a list of values`, "key");
       }
-      checkRange(root, key, values, report);
+      checkRange(root, key, values, fail);
     }
   }
   if (method === "zip" && listLengths.length > 1) {
     const [firstKey, firstLength] = listLengths[0]!;
     for (const [key, length] of listLengths.slice(1)) {
       if (length !== firstLength) {
-        report(at(key), `zip lists must have equal lengths: \`${key}\` has ${length} values, \`${firstKey}\` has ${firstLength}`, "key");
+        fail(at(key), `zip lists must have equal lengths: \`${key}\` has ${length} values, \`${firstKey}\` has ${firstLength}`, "key");
       }
     }
   }
+  if (errors > 0) return false;
+  const size = sweepSize(sweep.data);
+  if (size > maxRuns) {
+    const where: KeyPath = isPlainObject(root.sweep) && "max_runs" in root.sweep ? ["sweep", "max_runs"] : method === "random" ? ["sweep", "n"] : ["sweep", "parameters"];
+    const what = method === "grid" ? `a grid of ${Object.values(parameters).map((values) => (values as unknown[]).length).join(" x ")} = ${size.toLocaleString("en-US")} runs` : `${size.toLocaleString("en-US")} runs`;
+    report(where, `this sweep plans ${what}, more than sweep.max_runs ${maxRuns.toLocaleString("en-US")}; sweep fewer values, or raise sweep.max_runs if you mean it`);
+    return false;
+  }
+  return true;
 }
 
 function checkSweepKey(key: string, kind: string | undefined, report: Report): boolean {
@@ -196,6 +281,11 @@ function checkRange(root: Record<string, unknown>, key: string, range: { min: nu
   const where: KeyPath = ["sweep", "parameters", key];
   if (range.min > range.max) report(where, `min ${range.min} is greater than max ${range.max}`);
   if (range.distribution === "log_uniform" && range.min <= 0) report([...where, "min"], "a log_uniform range needs min > 0");
+  if (range.distribution === "int_uniform") {
+    for (const bound of ["min", "max"] as const) {
+      if (!Number.isInteger(range[bound])) report([...where, bound], `an int_uniform range needs integer bounds, got ${bound} ${range[bound]}`);
+    }
+  }
   for (const bound of ["min", "max"] as const) checkSweepValue(root, key, range[bound], [...where, bound], report);
   if (range.distribution !== "int_uniform") {
     const { issues } = valueIssues(root, key, Math.floor(range.min) + 0.5);
@@ -203,4 +293,71 @@ function checkRange(root: Record<string, unknown>, key: string, range: { min: nu
       report(where, `\`${key}\` takes integers: use distribution: int_uniform`);
     }
   }
+}
+
+/**
+ * Every point of a valid sweep, resolved as the plan resolves it: a section the point's values break,
+ * and every cross-field rule that reads a swept key, reported at the sweep. Each rule runs once per
+ * distinct combination of the swept values it reads.
+ */
+function checkSweepPoints(root: Record<string, unknown>, report: Report, warn: Report): void {
+  const parsed = ExperimentSchema.safeParse(root);
+  if (!parsed.success || parsed.data.sweep === undefined) return;
+  const { sweep, ...config } = parsed.data;
+  const sweptKeys = Object.keys(sweep.parameters);
+  const resolve = pointResolver(config as JobConfig);
+  const sink = { error: report, warning: warn };
+  const shown = new Map<string, { count: number; where: KeyPath; severity: "error" | "warning" }>();
+  const tell = (severity: "error" | "warning", key: string, message: string, values: SweepPoint) => {
+    const where = sweptValueAt(sweep.parameters[key], key, values[key]);
+    const seen = shown.get(message) ?? { count: 0, where, severity };
+    if (seen.count < POINTS_SHOWN) sink[severity](where, `${message} (sweep point ${describePoint(values)})`, "key");
+    seen.count++;
+    shown.set(message, seen);
+  };
+  const rules = CROSS_FIELD_RULES.map((rule) => ({ rule, swept: sweptKeys.filter((key) => rule.reads.some((field) => key === field || key.startsWith(`${field}.`) || field.startsWith(`${key}.`))) }))
+    .filter(({ swept }) => swept.length > 0);
+  const checked = rules.map(() => new Set<string>());
+
+  for (const values of expandSweep(sweep).points) {
+    const point = resolve(values);
+    if (!point.ok) {
+      for (const failure of point.failures) reportFailure(failure, point, tell);
+      continue;
+    }
+    rules.forEach(({ rule, swept }, index) => {
+      const combination = JSON.stringify(swept.map((key) => values[key]));
+      if (checked[index]!.has(combination)) return;
+      checked[index]!.add(combination);
+      const get: Get = (field) => valueIn(point.config, field);
+      for (const finding of runRule(rule, get, (field) => swept.includes(field) || setIn(root, field))) {
+        const key = finding.fields.map((field) => swept.find((candidate) => candidate === field || candidate.startsWith(`${field}.`))).find((k) => k !== undefined) ?? swept[0]!;
+        tell(rule.severity, key, finding.message, Object.fromEntries(swept.map((k) => [k, values[k]])));
+      }
+    });
+  }
+  for (const [message, { count, where, severity }] of shown) {
+    if (count > POINTS_SHOWN) sink[severity](where, `${message}: ${count - POINTS_SHOWN} more sweep point(s) like the above`, "key");
+  }
+}
+
+function reportFailure(failure: SectionFailure, point: ResolvedPoint, tell: (severity: "error", key: string, message: string, values: SweepPoint) => void): void {
+  const values = Object.fromEntries(failure.sweptKeys.map((key) => [key, point.values[key]]));
+  for (const issue of failure.issues) {
+    const field = [failure.section, ...issue.path.map(String)].join(".");
+    const problem = issue.code === "unrecognized_keys" ? `unknown key${issue.keys.length === 1 ? "" : "s"} ${issue.keys.map((key) => `\`${key}\``).join(", ")}` : issue.message;
+    tell("error", failure.sweptKeys[0]!, `these swept values make an invalid ${failure.section}: ${field}: ${problem}`, values);
+  }
+}
+
+/** Where a swept value sits: its item in the key's list, else the key (a range). */
+function sweptValueAt(domain: unknown, key: string, value: unknown): KeyPath {
+  const index = Array.isArray(domain) ? domain.findIndex((item) => JSON.stringify(item) === JSON.stringify(value)) : -1;
+  return index >= 0 ? ["sweep", "parameters", key, index] : ["sweep", "parameters", key];
+}
+
+function valueIn(config: JobConfig, field: string): unknown {
+  let value: unknown = config;
+  for (const segment of field.split(".")) value = isPlainObject(value) ? value[segment] : undefined;
+  return value;
 }

@@ -192,6 +192,9 @@ export const SweepSchema = z.strictObject({
     .describe("Dotted key path -> list of values (grid, zip, random) or a range (random only)."),
   n: positiveInt.optional().describe("Number of samples (random)."),
   seed: nonNegativeInt.default(0).describe("Seed of the random sweep."),
+  max_runs: positiveInt
+    .default(10_000)
+    .describe("Most runs the sweep may plan (grid: the product of the list lengths; zip: their length; random: n); raise it deliberately."),
 }).describe("Runs of this experiment that vary some keys.");
 
 export const ExperimentSchema = z

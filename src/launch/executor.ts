@@ -2,11 +2,12 @@
  * What the scheduler needs from a place that runs shims. The local executor (local.ts) is the first;
  * SSH hosts and Slurm fit the same shape: prepare copies the run dir over, start launches the shim
  * there, the handle follows events.jsonl (tail over SSH, or the shared filesystem), signal sends a
- * signal (kill over SSH, scancel --signal), collect copies the run dir back. The scheduler and the
+ * signal (kill over SSH, scancel --signal), signalRecorded does the same for a job of an earlier
+ * controller from what status.json recorded, collect copies the run dir back. The scheduler and the
  * run store never see which one it is.
  */
 import type { ShimEvent } from "../runs/events.ts";
-import type { RunRef } from "../runs/store.ts";
+import type { RunRef, RunStatus } from "../runs/store.ts";
 
 export type StartRequest = {
   run: RunRef;
@@ -18,6 +19,8 @@ export type StartRequest = {
   devices: string[];
   /** Processes per job (torchrun --nproc_per_node) when > 1. */
   processes: number;
+  /** The micro-batch this attempt trains with: job.json's, or a smaller one after running out of memory. */
+  microBatchSize: number;
 };
 
 /** How one attempt ended. Never thrown: a failed job is data, not an exception. */
@@ -49,6 +52,12 @@ export interface Executor {
   /** Makes the run dir available where the job runs (a no-op locally). */
   prepare(run: RunRef): Promise<void>;
   start(request: StartRequest): Promise<JobHandle>;
+  /**
+   * Signals the job that a run's status records as running: one started by an earlier controller
+   * (an orphan, or a job `peftctl stop` is asked to stop), so there is no handle for it. False when
+   * that job no longer runs; a recorded process id that now belongs to another process is never signalled.
+   */
+  signalRecorded(run: RunRef, status: RunStatus, signal: NodeJS.Signals): boolean;
   /** Brings the run's files back into the run store (a no-op locally). */
   collect(run: RunRef): Promise<void>;
 }

@@ -12,11 +12,11 @@ import { closeSync, openSync, readFileSync, watch, type FSWatcher } from "node:f
 import path from "node:path";
 import { execa } from "execa";
 import type { ShimEvent } from "../runs/events.ts";
-import { processStartTime } from "../runs/proc.ts";
-import { runFile, type RunRef } from "../runs/store.ts";
+import { EventTail, fileSize } from "../runs/follow.ts";
+import { isSameProcessAlive, processStartTime, signalGroup } from "../runs/proc.ts";
+import { readJob, runFile, type RunRef, type RunStatus } from "../runs/store.ts";
 import { shimEnv, shimPython } from "../shim.ts";
 import type { Executor, JobHandle, JobResult, StartRequest } from "./executor.ts";
-import { EventTail, fileSize } from "./follow.ts";
 
 export type LocalExecutorOptions = {
   env?: NodeJS.ProcessEnv;
@@ -27,10 +27,13 @@ export type LocalExecutorOptions = {
 /**
  * The argv that starts one attempt. PEFTCTL_SHIM_SCRIPT replaces the shim by a script run as is,
  * without torchrun, with the process count in PEFTCTL_NPROC (the scheduler tests' fake trainer).
+ * --micro-batch-size only after an out-of-memory back-off, when the attempt's micro-batch is not
+ * job.json's `plannedMicroBatchSize`.
  */
-export function shimCommand(request: StartRequest, env: NodeJS.ProcessEnv): { file: string; args: string[] } {
+export function shimCommand(request: StartRequest, plannedMicroBatchSize: number, env: NodeJS.ProcessEnv): { file: string; args: string[] } {
   const python = shimPython(env);
   const jobArgs = ["train", "--job", runFile(request.run.dir, "job"), "--attempt", String(request.attempt)];
+  if (request.microBatchSize !== plannedMicroBatchSize) jobArgs.push("--micro-batch-size", String(request.microBatchSize));
   if (request.resume) jobArgs.push("--resume");
   if (env.PEFTCTL_SHIM_SCRIPT) return { file: python, args: [env.PEFTCTL_SHIM_SCRIPT, ...jobArgs] };
   if (request.processes > 1) {
@@ -52,21 +55,6 @@ function logTail(file: string, fromOffset = 0, lines = 15): string {
   }
 }
 
-/** Sends a signal to a process group; false when it no longer exists. */
-export function signalGroup(pid: number, signal: NodeJS.Signals): boolean {
-  try {
-    process.kill(-pid, signal);
-    return true;
-  } catch {
-    try {
-      process.kill(pid, signal);
-      return true;
-    } catch {
-      return false;
-    }
-  }
-}
-
 export class LocalExecutor implements Executor {
   readonly kind = "local";
   private readonly env: NodeJS.ProcessEnv;
@@ -81,12 +69,18 @@ export class LocalExecutor implements Executor {
 
   async collect(_run: RunRef): Promise<void> {}
 
+  /** The recorded pid is trusted only with its start time, so a reused pid is never signalled. */
+  signalRecorded(_run: RunRef, status: RunStatus, signal: NodeJS.Signals): boolean {
+    if (!status.pid || !isSameProcessAlive(status.pid, status.pid_start_time)) return false;
+    return signalGroup(status.pid, signal);
+  }
+
   async start(request: StartRequest): Promise<JobHandle> {
     const { dir } = request.run;
     const stderrFile = runFile(dir, "stderr");
     const stderrOffset = fileSize(stderrFile);
     const tail = new EventTail(runFile(dir, "events"));
-    const { file, args } = shimCommand(request, this.env);
+    const { file, args } = shimCommand(request, readJob(dir).train.micro_batch_size, this.env);
     const onGpu = request.devices[0] !== "cpu";
     // File descriptors, not execa's { file } (which pipes through this process): the shim must keep
     // writing its logs after a kill -9 of the controller.

@@ -9,25 +9,27 @@
  * cost is at most the steps since the orphan's checkpoint. An orphan that finished while no
  * controller watched is judged by its last event: `done` -> succeeded, anything else -> interrupted.
  *
- * The pid is trusted only together with its start time (status.json's pid_start_time), so a reused
- * pid is never signalled.
+ * The executor signals it (Executor.signalRecorded), so a reused pid is never signalled.
  */
-import { isSameProcessAlive, waitForExit } from "../runs/proc.ts";
+import { waitForExit } from "../runs/proc.ts";
 import { nowIso, readEvents, readStatus, updateStatus, type RunRef, type RunStatus } from "../runs/store.ts";
-import { signalGroup } from "./local.ts";
+import type { Executor } from "./executor.ts";
+import { LocalExecutor } from "./local.ts";
 
 export type OrphanOutcome = "none" | "stopped" | "finished";
 
+export type ReclaimOptions = { graceMs?: number; executor?: Executor };
+
 /** Stops a still-running shim of a dead controller and settles the run's state. Call with the run's lock held. */
-export async function reclaimOrphan(run: RunRef, options: { graceMs?: number } = {}): Promise<{ outcome: OrphanOutcome; status: RunStatus }> {
+export async function reclaimOrphan(run: RunRef, options: ReclaimOptions = {}): Promise<{ outcome: OrphanOutcome; status: RunStatus }> {
   const status = readStatus(run.dir);
   if (status.state !== "running") return { outcome: "none", status };
+  const executor = options.executor ?? new LocalExecutor();
   let outcome: OrphanOutcome = "finished";
-  if (status.pid && isSameProcessAlive(status.pid, status.pid_start_time)) {
+  if (executor.signalRecorded(run, status, "SIGTERM")) {
     outcome = "stopped";
-    signalGroup(status.pid, "SIGTERM");
     if (!(await waitForExit(status.pid, status.pid_start_time, options.graceMs ?? 120_000))) {
-      signalGroup(status.pid, "SIGKILL");
+      executor.signalRecorded(run, status, "SIGKILL");
       await waitForExit(status.pid, status.pid_start_time, 10_000);
     }
   }

@@ -7,10 +7,11 @@
  * A run that does not fit the free devices is passed over for one that does (backfill).
  */
 import os from "node:os";
+import { smallerMicroBatch } from "../config/batch.ts";
 import type { JobSpec } from "../plan/jobspec.ts";
 import { newestCompleteCheckpoint } from "../runs/checkpoints.ts";
 import { ShimExit, type ShimEvent } from "../runs/events.ts";
-import { nowIso, readJob, readStatus, updateStatus, writeJob, type RunError, type RunRef, type RunStatus } from "../runs/store.ts";
+import { nowIso, readJob, readStatus, updateStatus, type RunError, type RunRef, type RunStatus } from "../runs/store.ts";
 import type { DevicePool } from "./devices.ts";
 import type { Executor, JobHandle, JobResult } from "./executor.ts";
 
@@ -103,19 +104,9 @@ function shimExitCode(result: JobResult): number | null {
   return result.exitCode;
 }
 
-/** Halves the micro-batch and doubles accumulation (same global batch); undefined at micro-batch 1. */
-export function oomBackoff(job: JobSpec): JobSpec | undefined {
-  const micro = job.train.micro_batch_size;
-  if (micro <= 1) return undefined;
-  const half = Math.floor(micro / 2);
-  return {
-    ...job,
-    train: {
-      ...job.train,
-      micro_batch_size: half,
-      gradient_accumulation_steps: job.train.gradient_accumulation_steps * (micro / half),
-    },
-  };
+/** The micro-batch a run's next attempt trains with: that of its newest out-of-memory back-off, else job.json's. */
+export function effectiveMicroBatchSize(job: Pick<JobSpec, "train">, status: Pick<RunStatus, "oom_backoffs">): number {
+  return status.oom_backoffs.at(-1)?.micro_batch_size ?? job.train.micro_batch_size;
 }
 
 /** Longest first when every run has an estimate, else the given order (FIFO). */
@@ -237,7 +228,9 @@ export class Scheduler {
         const job = readJob(run.dir);
         const attempt = before.attempts + 1;
         const resume = newestCompleteCheckpoint(run.dir) !== undefined;
-        const handle = await this.options.executor.start({ run, attempt, resume, devices, processes: devices[0] === "cpu" ? 1 : devices.length });
+        const microBatchSize = effectiveMicroBatchSize(job, before);
+        const processes = devices[0] === "cpu" ? 1 : devices.length;
+        const handle = await this.options.executor.start({ run, attempt, resume, devices, processes, microBatchSize });
         entry.handle = handle;
         if (this.stopping) handle.signal("SIGTERM");
         this.setStatus(run, {
@@ -290,25 +283,22 @@ export class Scheduler {
           return;
         }
         if (outcome.kind === "oom") {
-          const smaller = oomBackoff(job);
-          if (!smaller) {
+          const smaller = smallerMicroBatch(microBatchSize);
+          if (smaller === undefined) {
             this.setStatus(run, {
               ...ended,
               state: "failed",
               ended_at: nowIso(),
-              error: { kind: "oom", message: `out of memory at micro_batch_size 1: ${attemptResult.error ?? ""}`.trim(), retryable: false },
+              error: { kind: "oom", message: `out of memory at micro_batch_size ${microBatchSize}: ${attemptResult.error ?? ""}`.trim(), retryable: false },
             });
             result.failed.push(run);
             return;
           }
-          writeJob(run.dir, smaller);
+          // Only status.json records the back-off: job.json (and its fingerprint) stays as planned.
           this.setStatus(run, (current) => ({
             ...ended,
             state: "queued",
-            oom_backoffs: [
-              ...current.oom_backoffs,
-              { attempt, micro_batch_size: smaller.train.micro_batch_size, gradient_accumulation_steps: smaller.train.gradient_accumulation_steps, at: nowIso() },
-            ],
+            oom_backoffs: [...current.oom_backoffs, { attempt, micro_batch_size: smaller, at: nowIso() }],
           }));
         } else {
           this.setStatus(run, { ...ended, state: "queued" });

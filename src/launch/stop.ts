@@ -1,13 +1,14 @@
 /**
- * `peftctl stop`: SIGTERM to the shim processes recorded in status.json (the pid with its start time,
- * so a reused pid is never signalled). The shim checkpoints and exits 75. The run's controller, when
- * one is alive, sees stop_requested_at and marks the run interrupted instead of retrying; when none
- * is (an orphan), stop settles the run itself once the shim has exited.
+ * `peftctl stop`: SIGTERM, through the executor, to the shims that status.json records as running
+ * (Executor.signalRecorded: a reused pid is never signalled). The shim checkpoints and exits 75.
+ * The run's controller, when one is alive, sees stop_requested_at and marks the run interrupted
+ * instead of retrying; when none is (an orphan), stop settles the run itself once the shim has exited.
  */
 import { isHolderAlive, lockHolder, acquireRunLock } from "../runs/lock.ts";
 import { isSameProcessAlive, waitForExit } from "../runs/proc.ts";
 import { nowIso, readStatus, updateStatus, type RunRef, type RunState } from "../runs/store.ts";
-import { signalGroup } from "./local.ts";
+import type { Executor } from "./executor.ts";
+import { LocalExecutor } from "./local.ts";
 import { reclaimOrphan } from "./orphans.ts";
 
 export type StopResult = { run: RunRef; outcome: "stopped" | "killed" | "dequeued" | "not running"; state: RunState };
@@ -21,8 +22,11 @@ async function waitUntil(predicate: () => boolean, ms: number): Promise<boolean>
   return predicate();
 }
 
-export async function stopRuns(runs: readonly RunRef[], options: { waitMs?: number } = {}): Promise<StopResult[]> {
+export type StopOptions = { waitMs?: number; executor?: Executor };
+
+export async function stopRuns(runs: readonly RunRef[], options: StopOptions = {}): Promise<StopResult[]> {
   const waitMs = options.waitMs ?? 120_000;
+  const executor = options.executor ?? new LocalExecutor();
   const current = runs.map((run) => ({ run, status: readStatus(run.dir) }));
   const targets = current.filter(({ status }) => status.state === "running" && isSameProcessAlive(status.pid, status.pid_start_time));
   // Queued runs of a live controller first, so that stopping a running one frees no slot for them.
@@ -36,7 +40,7 @@ export async function stopRuns(runs: readonly RunRef[], options: { waitMs?: numb
   }
   for (const { run, status } of targets) {
     updateStatus(run.dir, () => ({ stop_requested_at: nowIso() }));
-    signalGroup(status.pid!, "SIGTERM");
+    executor.signalRecorded(run, status, "SIGTERM");
   }
   const results: StopResult[] = [];
   for (const run of runs) {
@@ -50,7 +54,7 @@ export async function stopRuns(runs: readonly RunRef[], options: { waitMs?: numb
     const { pid, pid_start_time } = target.status;
     let outcome: StopResult["outcome"] = "stopped";
     if (!(await waitForExit(pid, pid_start_time, waitMs))) {
-      signalGroup(pid!, "SIGKILL");
+      executor.signalRecorded(run, target.status, "SIGKILL");
       outcome = "killed";
       await waitForExit(pid, pid_start_time, 10_000);
     }
@@ -61,7 +65,7 @@ export async function stopRuns(runs: readonly RunRef[], options: { waitMs?: numb
     } else {
       const lock = acquireRunLock(run.dir, "peftctl stop");
       try {
-        await reclaimOrphan(run, { graceMs: 0 });
+        await reclaimOrphan(run, { graceMs: 0, executor });
       } finally {
         lock.release();
       }

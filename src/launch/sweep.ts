@@ -6,7 +6,6 @@
  * Idempotent: succeeded runs are skipped, interrupted and retryable-failed runs resume from their
  * newest valid checkpoint, and the per-run lock means no run is ever driven by two controllers.
  */
-import { log } from "../log.ts";
 import { acquireRunLock, type RunLock } from "../runs/lock.ts";
 import { collectEnvironment, writeEnvironment } from "../runs/env.ts";
 import { readJob, readStatus, updateStatus, type RunRef } from "../runs/store.ts";
@@ -35,6 +34,11 @@ export type SweepOptions = SchedulerHooks & {
   handleSignals?: boolean;
   /** Receives the scheduler as soon as it exists (tests, and callers that want to interrupt). */
   onScheduler?(scheduler: Scheduler): void;
+  /**
+   * What the user should hear that is no state change: a stopped orphan, GPU jobs on the CPU, a
+   * Ctrl-C. Launch code shows nothing itself: the caller shows these. `run` when it is about one run.
+   */
+  onNotice?(run: RunRef | undefined, message: string): void;
 };
 
 export type SweepReport = SweepResult & {
@@ -65,10 +69,10 @@ export async function launchSweep(options: SweepOptions): Promise<SweepReport> {
   try {
     const toRun: ScheduledRun[] = [];
     // All orphans at once: each may take the whole grace period to checkpoint.
-    const reclaimed = await Promise.all(options.runs.map((run) => reclaimOrphan(run, { graceMs: options.orphanGraceMs })));
+    const reclaimed = await Promise.all(options.runs.map((run) => reclaimOrphan(run, { graceMs: options.orphanGraceMs, executor })));
     for (const [index, run] of options.runs.entries()) {
       const { outcome, status } = reclaimed[index]!;
-      if (outcome === "stopped") log().warn(`${run.runId}: stopped the shim left running by a controller that died; it resumes from its checkpoint`);
+      if (outcome === "stopped") options.onNotice?.(run, "stopped the shim left running by a controller that died; it resumes from its checkpoint");
       if (status.state === "succeeded") {
         report.skipped.push({ run, reason: "succeeded already" });
         continue;
@@ -83,7 +87,7 @@ export async function launchSweep(options: SweepOptions): Promise<SweepReport> {
 
     const gpuJobs = toRun.filter((r) => readJob(r.run.dir).resources.gpus > 0).length;
     if (gpuJobs > 0 && inventory.gpus.length === 0) {
-      log().warn(`no GPU found (nvidia-smi): ${gpuJobs} job(s) asking for GPUs run on the CPU, ${pool.cpuSlots} at a time (--cpu-slots)`);
+      options.onNotice?.(undefined, `no GPU found (nvidia-smi): ${gpuJobs} job(s) asking for GPUs run on the CPU, ${pool.cpuSlots} at a time (--cpu-slots)`);
     }
     if (toRun.length > 0) {
       const environment = await collectEnvironment({ python: shimPython(env), configPath: options.configPath, gpus: inventory.gpus });
@@ -96,9 +100,9 @@ export async function launchSweep(options: SweepOptions): Promise<SweepReport> {
       const onSignal = (signal: NodeJS.Signals) => {
         report.interruptedByUser = true;
         if (!scheduler.isStopping) {
-          log().warn(`${signal}: stopping; running jobs save a checkpoint and stop (press Ctrl-C again to kill them now)`);
+          options.onNotice?.(undefined, `${signal}: stopping; running jobs save a checkpoint and stop (press Ctrl-C again to kill them now)`);
         } else {
-          log().warn(`${signal} again: killing running jobs`);
+          options.onNotice?.(undefined, `${signal} again: killing running jobs`);
         }
         scheduler.interrupt();
       };

@@ -4,13 +4,14 @@
  * same config plans to the same jobs and run ids on every machine.
  */
 import path from "node:path";
-import { ExperimentSchema, type Experiment } from "../config/schema.ts";
-import { UserError } from "../errors.ts";
-import { canonicalJson, sha256Hex } from "./canonical.ts";
+import { batchLayout } from "../config/batch.ts";
+import type { Experiment } from "../config/schema.ts";
+import { describePoint, pointResolver, type JobConfig, type ResolvedSection, type SweepPoint } from "../config/sweep-points.ts";
+import { hashedSection, jobIdentity } from "./identity.ts";
 import { JOB_SCHEMA_VERSION, type JobSpec } from "./jobspec.ts";
 import { GIB, estimateMemory, type MemoryEstimate } from "./memory.ts";
 import { RUN_HASH_LENGTH, runId, sweepSlugger } from "./runid.ts";
-import { expandSweep, type SweepPoint } from "./sweep.ts";
+import { expandSweep } from "./sweep.ts";
 import { estimateTrainTokens, type DataSummary, type TokenEstimate } from "./tokens.ts";
 
 export type { DataSummary } from "./tokens.ts";
@@ -19,7 +20,7 @@ export type { MemoryEstimate } from "./memory.ts";
 export type PlanOptions = {
   /** Absolute run store root; run_dir = <runsDir>/<experiment>/<run_id>. */
   runsDir: string;
-  /** A cheap scan of the data file (tokens.ts summarizeData); absent or null: tokens unknown. */
+  /** The shim's count of the data file (src/experiment.ts reads it); absent or null: tokens unknown. */
   dataSummary?: DataSummary | null;
   /**
    * The directory of the config file. Absolute paths in the job (data.path, a local model.base) are
@@ -36,7 +37,7 @@ export type Plan = { experiment: string; jobs: PlannedJob[]; warnings: string[] 
 /** Longest hash suffix tried when two runs' ids would otherwise collide. */
 const MAX_HASH_LENGTH = 16;
 
-type Resolved = { values: SweepPoint; experiment: Experiment; train: JobSpec["train"]; hash: string; fingerprint: string };
+type Resolved = { values: SweepPoint; config: JobConfig; train: JobSpec["train"]; hash: string; fingerprint: string };
 
 export function planExperiment(experiment: Experiment, options: PlanOptions): Plan {
   const expansion = expandSweep(experiment.sweep);
@@ -64,7 +65,7 @@ export function planExperiment(experiment: Experiment, options: PlanOptions): Pl
   const estimateOf = memoizedEstimates(options.dataSummary);
   const jobs = resolved.map((job, index): PlannedJob => {
     const run_id = ids[index]!;
-    const { model, method, data, eval: evaluation, checkpoint, resources, hub } = job.experiment;
+    const { model, method, data, eval: evaluation, checkpoint, resources, hub } = job.config;
     const spec: JobSpec = {
       schema_version: JOB_SCHEMA_VERSION,
       run_id,
@@ -81,23 +82,17 @@ export function planExperiment(experiment: Experiment, options: PlanOptions): Pl
       ...(hub === undefined ? {} : { hub }),
       fingerprints: { job: job.fingerprint },
     };
-    return { spec, estimate: estimateOf(job.experiment) };
+    return { spec, estimate: estimateOf(job.config) };
   });
   warnings.push(...estimateWarnings(jobs));
   return { experiment: experiment.name, jobs, warnings };
 }
 
-type Config = Omit<Experiment, "sweep" | "extends" | "$schema" | "description">;
-type Section = keyof Config;
-/** The experiment's sections that make up a job (the rest shape the experiment, not a run). */
-const JOB_SECTIONS: readonly Section[] = ["name", "model", "method", "data", "train", "eval", "checkpoint", "resources", "hub"];
-type SectionResult = { value: unknown; canonical: string; key: string };
-
 /**
  * The memory estimate depends on a few fields only, and jobs of one plan share their section objects
- * (see jobResolver), so each distinct combination is estimated once; the token estimate is cheap.
+ * (see pointResolver), so each distinct combination is estimated once; the token estimate is cheap.
  */
-function memoizedEstimates(dataSummary: DataSummary | null | undefined): (experiment: Experiment) => JobEstimate {
+function memoizedEstimates(dataSummary: DataSummary | null | undefined): (config: JobConfig) => JobEstimate {
   const ids = new WeakMap<object, number>();
   let next = 0;
   const objectId = (value: object): number => {
@@ -109,141 +104,59 @@ function memoizedEstimates(dataSummary: DataSummary | null | undefined): (experi
     return id;
   };
   const memory = new Map<string, MemoryEstimate>();
-  return (experiment) => {
-    const { model, method, data, train, resources } = experiment;
+  return (config) => {
+    const { model, method, data, train, resources } = config;
     const key = `${objectId(model)},${objectId(method)},${data.max_length},${train.micro_batch_size},${train.gradient_checkpointing},${resources.gpus}`;
     let estimate = memory.get(key);
     if (estimate === undefined) {
-      estimate = estimateMemory(experiment);
+      estimate = estimateMemory(config);
       memory.set(key, estimate);
     }
-    const tokens = estimateTrainTokens(experiment, dataSummary);
+    const tokens = estimateTrainTokens(config, dataSummary);
     return { ...estimate, trainTokens: tokens.tokens, trainTokensKind: tokens.kind };
   };
 }
 
 /**
- * Resolves sweep points into jobs. Every section a point changes is re-validated with its zod
- * schema (the config loader checked that swept keys exist; a swept value can still be of the wrong
- * type). A section's result depends only on the swept values inside it, so it is validated and
- * serialised once per distinct set of those values, not once per job: a 10,000-run grid over four
- * keys validates a few hundred sections.
+ * Sweep points -> jobs, through the same resolution `validate` checked every point with
+ * (src/config/sweep-points.ts). Each section's hashed text is worked out once per distinct section.
  */
-function jobResolver(config: Config, options: PlanOptions): (values: SweepPoint) => Resolved {
-  const cache = new Map<string, SectionResult>();
-  const trainCanonicals = new Map<string, string>();
-  const portableConfig: Record<string, unknown> = config;
-
-  const section = (name: Section, values: Array<[string[], unknown]>, point: SweepPoint): SectionResult => {
-    const key = values.length === 0 ? name : `${name}\u0000${canonicalJson(values)}`;
-    const cached = cache.get(key);
-    if (cached !== undefined) return cached;
-    let candidate: unknown = portableConfig[name];
-    for (const [keys, value] of values) {
-      const base = typeof candidate === "object" && candidate !== null && !Array.isArray(candidate) ? (candidate as Record<string, unknown>) : {};
-      candidate = keys.length === 0 ? value : withPath(base, keys, value);
+function jobResolver(config: JobConfig, options: PlanOptions): (values: SweepPoint) => Resolved {
+  const resolvePoint = pointResolver(config);
+  const hashedText = new Map<string, string>();
+  const hashed = (section: ResolvedSection, value: unknown = section.value, variant = ""): string => {
+    const key = `${section.key}\u0000${variant}`;
+    let text = hashedText.get(key);
+    if (text === undefined) {
+      text = hashedSection(section.section, value, options.pathRoot);
+      hashedText.set(key, text);
     }
-    const schema = ExperimentSchema.shape[name];
-    const parsed = schema.safeParse(candidate);
-    if (!parsed.success) throw invalidPoint(point, parsed.error.issues.map((issue) => ({ ...issue, path: [name, ...issue.path] })));
-    const value: unknown = parsed.data;
-    const result = { key, value, canonical: canonicalJson(value === undefined ? null : portable(name, value, options.pathRoot)) };
-    cache.set(key, result);
-    return result;
+    return text;
   };
 
   return (values) => {
-    const touched = new Map<Section, Array<[string[], unknown]>>();
-    for (const [key, value] of Object.entries(values)) {
-      const [head, ...rest] = key.split(".") as [string, ...string[]];
-      // name is a job section (it is hashed) but names the experiment: no run may change it.
-      if (head === "name" || !(JOB_SECTIONS as readonly string[]).includes(head)) {
-        throw new UserError("PEFTCTL_CONFIG_INVALID", `sweep.parameters.${key}: ${head} cannot be swept; sweep keys of model, method, data, train, eval, checkpoint, resources or hub`);
-      }
-      const name = head as Section;
-      touched.set(name, [...(touched.get(name) ?? []), [rest, value]]);
+    const point = resolvePoint(values);
+    if (!point.ok) {
+      const failure = point.failures[0]!;
+      throw new Error(`sweep point ${describePoint(values)} breaks ${failure.section}: ${failure.issues[0]?.message} (validation should have reported it)`);
     }
-    const parts = {} as Record<Section, SectionResult>;
-    for (const name of JOB_SECTIONS) parts[name] = section(name, touched.get(name) ?? [], values);
-    const experiment = {} as Record<Section, unknown>;
-    for (const name of JOB_SECTIONS) experiment[name] = parts[name].value;
-    return finishJob(values, experiment as Config as Experiment, parts);
+    const { config: resolved, sections } = point;
+    const layout = batchLayout({ ...resolved.train, gpus: resolved.resources.gpus });
+    if (layout === undefined) throw new Error(`sweep point ${describePoint(values)}: batch_size does not divide into micro-batches (validation should have reported it)`);
+    const train = { ...resolved.train, gradient_accumulation_steps: layout.gradient_accumulation_steps, micro_batches_per_step: layout.micro_batches_per_step };
+    const identity = jobIdentity({
+      checkpoint: hashed(sections.checkpoint),
+      data: hashed(sections.data),
+      eval: hashed(sections.eval),
+      experiment: hashed(sections.name),
+      hub: hashed(sections.hub),
+      method: hashed(sections.method),
+      model: hashed(sections.model),
+      resources: hashed(sections.resources),
+      train: hashed(sections.train, train, String(layout.devices)),
+    });
+    return { values, config: resolved, train, ...identity };
   };
-
-  function finishJob(values: SweepPoint, experiment: Experiment, parts: Record<Section, SectionResult>): Resolved {
-    const { train } = experiment;
-    const devices = Math.max(experiment.resources.gpus, 1);
-    const perStep = train.micro_batch_size * devices;
-    if (train.batch_size % perStep !== 0) {
-      throw new UserError(
-        "PEFTCTL_CONFIG_INVALID",
-        `train.batch_size ${train.batch_size} is not a multiple of train.micro_batch_size ${train.micro_batch_size} x ${devices} device(s)` +
-          (Object.keys(values).length > 0 ? ` (sweep point ${describePoint(values)})` : "") +
-          `; choose a batch_size divisible by ${perStep}`,
-      );
-    }
-    const accumulation = train.batch_size / perStep;
-    const trainWithAccumulation = { ...train, gradient_accumulation_steps: accumulation };
-    const trainKey = `${parts.train.key}\u0000${accumulation}`;
-    let trainCanonical = trainCanonicals.get(trainKey);
-    if (trainCanonical === undefined) {
-      // train.compile came after the first runs: left out while false (its default), it keeps their
-      // run ids and job fingerprints, so they still resume; compiled runs are their own runs.
-      const { compile, ...eager } = trainWithAccumulation;
-      trainCanonical = canonicalJson(compile ? trainWithAccumulation : eager);
-      trainCanonicals.set(trainKey, trainCanonical);
-    }
-    const fingerprintCanonical = `{"data":${parts.data.canonical},"method":${parts.method.canonical},"model":${parts.model.canonical},"train":${trainCanonical}}`;
-    // The hash covers the whole job but run_id, run_dir, fingerprints and the sweep values (which
-    // only label what the sections already say), with machine-independent paths.
-    const hashCanonical =
-      `{"checkpoint":${parts.checkpoint.canonical},"data":${parts.data.canonical},"eval":${parts.eval.canonical},` +
-      `"experiment":${parts.name.canonical},"hub":${parts.hub.canonical},"method":${parts.method.canonical},` +
-      `"model":${parts.model.canonical},"resources":${parts.resources.canonical},"schema_version":${JOB_SCHEMA_VERSION},"train":${trainCanonical}}`;
-    return { values, experiment, train: trainWithAccumulation, hash: sha256Hex(hashCanonical), fingerprint: sha256Hex(fingerprintCanonical) };
-  }
-}
-
-function describePoint(values: SweepPoint): string {
-  return Object.entries(values)
-    .map(([key, value]) => `${key}=${JSON.stringify(value)}`)
-    .join(", ");
-}
-
-function invalidPoint(values: SweepPoint, issues: Array<{ path: PropertyKey[]; message: string }>): UserError {
-  return new UserError(
-    "PEFTCTL_CONFIG_INVALID",
-    `the sweep point ${describePoint(values)} gives an invalid config`,
-    issues.map((issue) => `  ${issue.path.map(String).join(".")}: ${issue.message}`),
-  );
-}
-
-/** Hashes see machine-independent paths: relative to the config's directory, or the file name. */
-function portable(name: Section, value: unknown, root: string | undefined): unknown {
-  if (name === "model") {
-    const model = value as Experiment["model"];
-    return { ...model, base: portablePath(model.base, root) };
-  }
-  if (name === "data") {
-    const data = value as Experiment["data"];
-    return { ...data, path: portablePath(data.path, root) };
-  }
-  return value;
-}
-
-/** Copy-on-write set of a dotted path: only the objects along the path are copied. */
-function withPath(target: Record<string, unknown>, keys: string[], value: unknown): Record<string, unknown> {
-  const [head, ...rest] = keys as [string, ...string[]];
-  if (rest.length === 0) return { ...target, [head]: value };
-  const child = target[head];
-  const childObject = typeof child === "object" && child !== null && !Array.isArray(child) ? (child as Record<string, unknown>) : {};
-  return { ...target, [head]: withPath(childObject, rest, value) };
-}
-
-function portablePath(value: string, root: string | undefined): string {
-  if (!path.isAbsolute(value)) return value;
-  if (root !== undefined && path.isAbsolute(root)) return path.relative(root, value).split(path.sep).join("/");
-  return path.basename(value);
 }
 
 /**

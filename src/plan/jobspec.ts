@@ -2,33 +2,69 @@
  * The job spec: one run's fully resolved config, written by the controller to
  * runs/<experiment>/<run_id>/job.json and read by the shim (python/peftshim/spec.py).
  * No `extends`, no sweep, no secrets.
+ *
+ * This zod schema is the one definition of the file. `npm run schema` writes it out as
+ * schema/job.schema.json, which the shim validates every job.json against; a test fails when that
+ * file is stale, and a contract test runs the shim's parser on planned jobs.
  */
-import type { Experiment } from "../config/schema.ts";
+import { z } from "zod";
+import {
+  CheckpointSchema,
+  DataSchema,
+  EvalSchema,
+  ExperimentSchema,
+  HubSchema,
+  MethodSchema,
+  ModelSchema,
+  ResourcesSchema,
+  TrainSchema,
+} from "../config/schema.ts";
+import { dataParallelDevices } from "../config/batch.ts";
 
-export const JOB_SCHEMA_VERSION = 1;
+export const JOB_SCHEMA_VERSION = 2;
 
-export type JobSpec = {
-  schema_version: typeof JOB_SCHEMA_VERSION;
-  run_id: string;
-  experiment: string;
-  /** Absolute path of the run directory. */
-  run_dir: string;
-  /** The swept key paths and this run's values, e.g. { "method.r": 8 }. Empty without a sweep. */
-  sweep_values: Record<string, unknown>;
-  model: Experiment["model"];
-  method: Experiment["method"];
-  /** data.path is absolute. */
-  data: Experiment["data"];
-  train: Experiment["train"] & {
-    /** batch_size / (micro_batch_size x data-parallel devices). */
-    gradient_accumulation_steps: number;
+const absolutePath = z.string().regex(/^\//, "expected an absolute path (the controller resolves it)");
+
+const JobTrainSchema = TrainSchema.extend({
+  gradient_accumulation_steps: z.number().int().positive().describe("Micro-batches per device per optimizer step: batch_size / (micro_batch_size x devices)."),
+  micro_batches_per_step: z.number().int().positive().describe("Micro-batches per optimizer step over all devices: batch_size / micro_batch_size."),
+});
+
+export const JobSpecSchema = z
+  .strictObject({
+    schema_version: z.literal(JOB_SCHEMA_VERSION),
+    run_id: z.string().min(1),
+    experiment: ExperimentSchema.shape.name,
+    run_dir: absolutePath.describe("Absolute path of the run directory."),
+    sweep_values: z.record(z.string(), z.unknown()).describe('The swept key paths and this run\'s values, e.g. { "method.r": 8 }; empty without a sweep.'),
+    model: ModelSchema,
+    method: MethodSchema,
+    data: DataSchema.extend({ path: absolutePath.describe("The data file, absolute.") }),
+    train: JobTrainSchema,
+    eval: EvalSchema,
+    checkpoint: CheckpointSchema,
+    resources: ResourcesSchema,
+    hub: HubSchema.optional(),
+    fingerprints: z
+      .strictObject({ job: z.string().regex(/^[0-9a-f]{64}$/).describe("sha256 (hex) of what changes the trained weights: model, method, data, train.") })
+      .describe("Fingerprints the shim checks before resuming a checkpoint."),
+  })
+  .describe("A peftctl job spec (job.json): one run's fully resolved config.");
+
+export type JobSpec = z.output<typeof JobSpecSchema>;
+
+/**
+ * A job.json as read from disk, brought to the current schema_version. One step per version:
+ * version 1 (before train.compile and train.micro_batches_per_step) gains both. The shim has the
+ * matching step (spec.py); nothing else special-cases old files.
+ */
+export function migrateJob(raw: unknown): unknown {
+  if (typeof raw !== "object" || raw === null || (raw as { schema_version?: unknown }).schema_version !== 1) return raw;
+  const v1 = raw as { train: Record<string, unknown>; resources: { gpus: number } };
+  const accumulation = v1.train.gradient_accumulation_steps as number;
+  return {
+    ...v1,
+    schema_version: 2,
+    train: { compile: false, ...v1.train, micro_batches_per_step: accumulation * dataParallelDevices(v1.resources.gpus) },
   };
-  eval: Experiment["eval"];
-  checkpoint: Experiment["checkpoint"];
-  resources: Experiment["resources"];
-  hub?: Experiment["hub"];
-  fingerprints: {
-    /** sha256 (hex) of everything that changes the trained weights: model, method, data, train. */
-    job: string;
-  };
-};
+}

@@ -14,7 +14,7 @@
  *                      fp32 vocab-wide tensors alive together at the start of backward: the
  *                      log_softmax output cross-entropy keeps (transformers upcasts logits to fp32
  *                      for the loss), the gradient arriving at it, and the gradient it produces.
- *                      This counts every position, as the anchors' plain loop does; the shim
+ *                      This counts every position, as the reference plain loop does; the shim
  *                      computes logits only at labelled positions (python/peftshim/loss.py), a
  *                      data-dependent share, so for its jobs this term is an upper bound.
  * With gradient checkpointing (non-reentrant), only each layer's input (e x hidden per token) is
@@ -35,11 +35,11 @@
  * query and the gated adapter output (2 x e x d) and the adapter attention probabilities.
  *
  * Calibration: the terms above are derived, not fitted; the three measured peaks in
- * /work/shared/anchors/README.md (LLaMA-7B shape, H100, bf16, 8 x 1024) were used to choose between
+ * docs/benchmarks.md (LLaMA-7B shape, H100, bf16, 8 x 1024) were used to choose between
  * derivations (e.g. that frozen linears keep no input, and that the three fp32 logits tensors coexist),
  * so they are calibration points, not an independent test: 58.2 GiB LoRA q,v, 18.2 GiB with
  * checkpointing, 50.9 GiB LLaMA-Adapter. The LoRA r16 all-linear OOM at 80 GB was not used.
- * Not modelled: CUDA context and allocator fragmentation (the anchors are max_memory_allocated),
+ * Not modelled: CUDA context and allocator fragmentation (the reference peaks are max_memory_allocated),
  * DoRA's per-step weight norm, DDP gradient buckets (small for PEFT).
  */
 import type { Experiment } from "../config/schema.ts";

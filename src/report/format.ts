@@ -1,4 +1,4 @@
-/** Small formatters shared by the progress view and the status table. */
+/** Small formatters and the table renderer shared by every view in src/report and the commands. */
 
 export function formatDuration(seconds: number | null | undefined): string {
   if (seconds === null || seconds === undefined || !Number.isFinite(seconds)) return "-";
@@ -24,12 +24,17 @@ export function formatBytes(bytes: number): string {
   return `${unit === 0 ? value : value.toFixed(1)} ${units[unit]}`;
 }
 
-/** Left-aligned text columns separated by two spaces. */
-export function renderTable(header: string[], rows: string[][]): string {
+export type TableOptions = {
+  /** Column indices whose cells (header included) line up on the right, as numbers do. */
+  rightAligned?: ReadonlySet<number>;
+};
+
+/** The one table renderer: text columns separated by two spaces, left-aligned unless `rightAligned`; no trailing spaces. */
+export function renderTable(header: readonly string[], rows: readonly (readonly string[])[], options: TableOptions = {}): string {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
-  const line = (cells: string[]) =>
+  const line = (cells: readonly string[]) =>
     cells
-      .map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]!)))
+      .map((cell, i) => (options.rightAligned?.has(i) ? cell.padStart(widths[i]!) : cell.padEnd(widths[i]!)))
       .join("  ")
       .trimEnd();
   return [line(header), ...rows.map(line)].join("\n");

@@ -5,11 +5,14 @@
  * - anything else (CI, pipes): plain lines, on state changes and at most every `plainEveryMs` per
  *   run for progress.
  * - --json: every event and state change as a pino JSON line.
+ * Outside --json, evals, errors and resumed starts print as `<run>: ` and the words `peftctl logs`
+ * uses (event-text.ts).
  */
 import type { Writable } from "node:stream";
 import { log } from "../log.ts";
 import type { ShimEvent } from "../runs/events.ts";
 import type { RunRef, RunState, RunStatus } from "../runs/store.ts";
+import { eventText } from "./event-text.ts";
 import { formatDuration, formatRate } from "./format.ts";
 
 export type ProgressMode = "tty" | "plain" | "json";
@@ -57,12 +60,9 @@ export class ProgressView {
           this.print(this.jobLine(run));
         }
       }
-    } else if (event.type === "eval") {
-      this.print(`${run.runId}: eval at step ${event.step}: loss ${event.loss.toFixed(4)}, perplexity ${event.perplexity.toFixed(2)}`);
-    } else if (event.type === "start" && event.resumed_from_step !== null) {
-      this.print(`${run.runId}: attempt ${event.attempt} resumes from step ${event.resumed_from_step}`);
-    } else if (event.type === "error") {
-      this.print(`${run.runId}: ${event.kind} error: ${event.message}`);
+    } else if (event.type === "eval" || event.type === "error" || (event.type === "start" && event.resumed_from_step !== null)) {
+      // A fresh start needs no line of its own: the state change to running says it.
+      this.print(`${run.runId}: ${eventText(event)}`);
     }
   }
 

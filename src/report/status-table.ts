@@ -1,4 +1,4 @@
-/** The status table of `peftctl status` and of the end of `peftctl run`. */
+/** The status table of `peftctl status`, and the summary at the end of `peftctl run` / `resume`. */
 import os from "node:os";
 import { isSameProcessAlive } from "../runs/proc.ts";
 import { readStatus, type RunRef, type RunStatus } from "../runs/store.ts";
@@ -35,5 +35,17 @@ function note(row: StatusRow): string {
     return "process gone (its controller died?): 'peftctl resume' settles and resumes it";
   }
   if (row.error) return `${row.error.kind}: ${row.error.message.split("\n")[0]!.slice(0, 80)}`;
-  return row.attempts > 1 ? `${row.attempts} attempts` : "";
+  const notes: string[] = [];
+  // job.json keeps the planned micro-batch; after out-of-memory back-offs only status.json knows the one in use.
+  const backoff = row.oom_backoffs.at(-1);
+  if (backoff) notes.push(`oom: micro-batch ${backoff.micro_batch_size}`);
+  if (row.attempts > 1) notes.push(`${row.attempts} attempts`);
+  return notes.join(", ");
+}
+
+/** The end of a sweep: the status table, then where the adapters of succeeded runs are. */
+export function renderSweepSummary(rows: readonly StatusRow[]): string {
+  const adapters = rows.filter((row) => row.state === "succeeded" && row.adapter_path);
+  const adapterLines = adapters.length > 0 ? `\nadapters:\n${adapters.map((row) => `  ${row.run_id}: ${row.adapter_path}`).join("\n")}\n` : "";
+  return `${renderStatusTable(rows)}\n${adapterLines}`;
 }

@@ -38,3 +38,18 @@ export async function waitForExit(pid: number | null | undefined, startTime: num
   }
   return !isSameProcessAlive(pid, startTime);
 }
+
+/** Sends a signal to a process group (the shim, torchrun and its workers); false when it no longer exists. */
+export function signalGroup(pid: number, signal: NodeJS.Signals): boolean {
+  try {
+    process.kill(-pid, signal);
+    return true;
+  } catch {
+    try {
+      process.kill(pid, signal);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+}

@@ -9,7 +9,7 @@ import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, rea
 import os from "node:os";
 import path from "node:path";
 import { UserError } from "../errors.ts";
-import type { JobSpec } from "../plan/jobspec.ts";
+import { migrateJob, type JobSpec } from "../plan/jobspec.ts";
 import { parseEventLine, type ShimEvent } from "./events.ts";
 
 export const RUN_FILES = {
@@ -31,8 +31,12 @@ export type RunState = "queued" | "running" | "succeeded" | "failed" | "interrup
 
 export type RunError = { kind: string; message: string; retryable?: boolean };
 
-/** A micro-batch back-off after an out-of-memory exit (the global batch is kept). */
-export type OomBackoff = { attempt: number; micro_batch_size: number; gradient_accumulation_steps: number; at: string };
+/**
+ * A micro-batch back-off after an out-of-memory exit: the attempt that ran out of memory and the
+ * micro-batch later attempts train with (the global batch is kept; job.json is never rewritten).
+ * Entries written before the back-off lived here alone also carry gradient_accumulation_steps.
+ */
+export type OomBackoff = { attempt: number; micro_batch_size: number; at: string };
 
 /** The Hub publisher's record of a push (src/hub writes it through updateStatus). */
 export type PushRecord = {
@@ -157,8 +161,9 @@ export function hasRun(dir: string): boolean {
   return existsSync(runFile(dir, "job"));
 }
 
+/** The run's job spec, brought to the current schema_version (job.json itself is never rewritten). */
 export function readJob(dir: string): JobSpec {
-  return readJson<JobSpec>(runFile(dir, "job"));
+  return migrateJob(readJson<unknown>(runFile(dir, "job"))) as JobSpec;
 }
 
 export function writeJob(dir: string, job: JobSpec): void {

@@ -167,6 +167,59 @@ describe("sweep rules", () => {
   });
 });
 
+describe("every sweep point is checked by the same rules as the config", () => {
+  const withSweep = (sweep: string, extra = "") => errorsOf(`${MINIMAL}${extra}sweep:\n${sweep}`);
+
+  test("int_uniform bounds must be integers, at the bound (not a plan-time failure)", async () => {
+    expect(await withSweep("  method: random\n  n: 4\n  parameters:\n    method.r: { min: 0.5, max: 2.5, distribution: int_uniform }\n")).toEqual([
+      '<dir>/a.yaml:13:22: sweep.parameters["method.r"].min: an int_uniform range needs integer bounds, got min 0.5',
+      '<dir>/a.yaml:13:22: sweep.parameters["method.r"].min: sweep value for `method.r`: expected an integer, got 0.5',
+      '<dir>/a.yaml:13:32: sweep.parameters["method.r"].max: an int_uniform range needs integer bounds, got max 2.5',
+      '<dir>/a.yaml:13:32: sweep.parameters["method.r"].max: sweep value for `method.r`: expected an integer, got 2.5',
+    ]);
+  });
+
+  test("a sweep larger than sweep.max_runs is refused without expanding it", async () => {
+    const tenValues = "[0, 1, 2, 3, 4, 5, 6, 7, 8, 9]";
+    const keys = ["train.seed", "train.warmup_steps", "data.split.seed", "train.log_every_steps", "eval.generate.samples", "checkpoint.keep_last", "train.epochs", "method.r"];
+    const grid = `  parameters:\n${keys.map((key) => `    ${key}: ${key === "method.r" || key === "train.epochs" || key === "train.log_every_steps" || key === "checkpoint.keep_last" ? "[1, 2, 3, 4, 5, 6, 7, 8, 9, 10]" : tenValues}`).join("\n")}\n`;
+    expect(await withSweep(grid)).toEqual([
+      "<dir>/a.yaml:11:5: sweep.parameters: this sweep plans a grid of 10 x 10 x 10 x 10 x 10 x 10 x 10 x 10 = 100,000,000 runs, more than sweep.max_runs 10,000; sweep fewer values, or raise sweep.max_runs if you mean it",
+    ]);
+    expect(await withSweep("  method: random\n  n: 2147483648\n  parameters:\n    method.r: [4, 8]\n")).toEqual([
+      "<dir>/a.yaml:11:6: sweep.n: this sweep plans 2,147,483,648 runs, more than sweep.max_runs 10,000; sweep fewer values, or raise sweep.max_runs if you mean it",
+    ]);
+    expect(await withSweep("  max_runs: 3\n  parameters:\n    method.r: [4, 8, 16, 32]\n")).toEqual([
+      "<dir>/a.yaml:10:13: sweep.max_runs: this sweep plans a grid of 4 = 4 runs, more than sweep.max_runs 3; sweep fewer values, or raise sweep.max_runs if you mean it",
+    ]);
+    expect(await withSweep("  max_runs: 4\n  parameters:\n    method.r: [4, 8, 16, 32]\n")).toEqual([]);
+  });
+
+  test("a swept value that breaks the batch rule, at the sweep key, naming the point", async () => {
+    expect(await withSweep("  parameters:\n    train.micro_batch_size: [4, 3, 5]\n    method.r: [4, 8]\n", "train:\n  batch_size: 8\n")).toEqual([
+      '<dir>/a.yaml:13:33: sweep.parameters["train.micro_batch_size"][1]: batch_size 8 is not a multiple of micro_batch_size 3: gradient accumulation needs a whole number of micro-batches (try batch_size 6) (sweep point train.micro_batch_size=3)',
+      '<dir>/a.yaml:13:36: sweep.parameters["train.micro_batch_size"][2]: batch_size 8 is not a multiple of micro_batch_size 5: gradient accumulation needs a whole number of micro-batches (try batch_size 5) (sweep point train.micro_batch_size=5)',
+    ]);
+    expect(await withSweep("  method: zip\n  parameters:\n    train.batch_size: [6, 8]\n    train.micro_batch_size: [3, 4]\n")).toEqual([]);
+  });
+
+  test("rules across sections and combinations of swept values", async () => {
+    expect(await withSweep("  parameters:\n    method.kind: [lora, prefix]\n", "train:\n  compile: true\n")).toEqual([
+      '<dir>/a.yaml:13:25: sweep.parameters["method.kind"][1]: prefix tuning cannot be compiled: its per-layer key/value cache recompiles every layer; turn compile off or use lora (sweep point method.kind="prefix")',
+    ]);
+    expect(await withSweep("  parameters:\n    method.kind: [lora, adapter]\n    method.r: [4, 8]\n")).toEqual([
+      '<dir>/a.yaml:11:25: sweep.parameters["method.kind"][1]: these swept values make an invalid method: method: unknown key `r` (sweep point method.kind="adapter", method.r=4)',
+      '<dir>/a.yaml:11:25: sweep.parameters["method.kind"][1]: these swept values make an invalid method: method: unknown key `r` (sweep point method.kind="adapter", method.r=8)',
+    ]);
+  });
+
+  test("ia3 feed-forward modules must be adapted modules", async () => {
+    expect(await errorsOf(MINIMAL.replace("kind: lora", "kind: ia3\n  target_modules: [k_proj, v_proj]\n  feedforward_modules: [down_proj]"))).toEqual([
+      "<dir>/a.yaml:7:24: method.feedforward_modules: `down_proj` must also be in method.target_modules",
+    ]);
+  });
+});
+
 describe("files that are not a config", () => {
   test("YAML syntax errors are positioned", async () => {
     expect(await errorsOf("name: t\nmodel: { base: x\nmethod:\n  kind: lora\n")).toEqual([

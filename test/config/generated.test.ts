@@ -3,7 +3,7 @@ import { existsSync, readFileSync, readdirSync } from "node:fs";
 import path from "node:path";
 import { describe, expect, test } from "vitest";
 import { checkExperiment, formatDiagnostic } from "../../src/config/index.ts";
-import { CONFIG_REFERENCE_PATH, JSON_SCHEMA_PATH, renderConfigReference, renderJsonSchema } from "../../src/config/json-schema.ts";
+import { CONFIG_REFERENCE_PATH, JOB_JSON_SCHEMA_PATH, JSON_SCHEMA_PATH, renderConfigReference, renderJobJsonSchema, renderJsonSchema } from "../../src/config/json-schema.ts";
 
 const root = path.resolve(import.meta.dirname, "../..");
 
@@ -20,6 +20,10 @@ describe("generated from the schema", () => {
 
   test(`${CONFIG_REFERENCE_PATH} is fresh (else run: npm run schema)`, () => {
     expect(readFileSync(path.join(root, CONFIG_REFERENCE_PATH), "utf8")).toBe(renderConfigReference());
+  });
+
+  test(`${JOB_JSON_SCHEMA_PATH} is fresh (else run: npm run schema)`, () => {
+    expect(readFileSync(path.join(root, JOB_JSON_SCHEMA_PATH), "utf8")).toBe(renderJobJsonSchema());
   });
 
   test("the JSON Schema carries the defaults and rejects unknown keys", () => {

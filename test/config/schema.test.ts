@@ -36,7 +36,7 @@ describe("ExperimentSchema", () => {
 
   test("sweep parameters take lists or ranges", () => {
     const sweep = { method: "random", n: 3, parameters: { "method.r": [4, 8], "train.lr": { min: 1e-5, max: 1e-3, distribution: "log_uniform" } } };
-    expect(ExperimentSchema.parse({ ...minimal, sweep }).sweep).toEqual({ ...sweep, seed: 0 });
+    expect(ExperimentSchema.parse({ ...minimal, sweep }).sweep).toEqual({ ...sweep, seed: 0, max_runs: 10_000 });
     expect(ExperimentSchema.safeParse({ ...minimal, sweep: { parameters: { "method.r": [] } } }).success).toBe(false);
   });
 });

@@ -32,7 +32,7 @@ export function generateWithAdapter(baseDir: string, adapterDir: string): number
 export function fixtureJob(runDir: string, overrides: Partial<JobSpec> = {}): JobSpec {
   const experiment = overrides.experiment ?? "smoke";
   return {
-    schema_version: 1,
+    schema_version: 2,
     run_id: overrides.run_id ?? `${experiment}-a1b2c3`,
     experiment,
     run_dir: runDir,
@@ -62,6 +62,7 @@ export function fixtureJob(runDir: string, overrides: Partial<JobSpec> = {}): Jo
       seed: 1337,
       log_every_steps: 5,
       gradient_accumulation_steps: 2,
+      micro_batches_per_step: 2,
     },
     eval: { every_steps: 10, generate: { max_new_tokens: 24, samples: 4 } },
     checkpoint: { every_steps: 10, keep_last: 2, keep_adapters: "best" },

@@ -1,12 +1,22 @@
+import { readFileSync } from "node:fs";
+import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { shimCommand } from "../../src/launch/local.ts";
-import { classifyResult, oomBackoff, orderRuns, type Scheduler } from "../../src/launch/scheduler.ts";
+import { classifyResult, effectiveMicroBatchSize, orderRuns, type Scheduler } from "../../src/launch/scheduler.ts";
 import { launchSweep } from "../../src/launch/sweep.ts";
-import { readEvents, readJob, readStatus, type RunRef } from "../../src/runs/store.ts";
+import { readEvents, readJob, readStatus, runFile, updateStatus, type RunRef } from "../../src/runs/store.ts";
 import { fakeEnv, makeRun, tempRunsDir } from "./helpers.ts";
 
 function starts(run: RunRef) {
   return readEvents(run.dir).filter((e) => e.type === "start");
+}
+
+/** What the fake trainer recorded of each attempt it was started for. */
+function fakeAttempts(run: RunRef): Array<{ attempt: number; argv: string[]; micro_batch_size: number }> {
+  return readFileSync(path.join(run.dir, "fake-attempts.jsonl"), "utf8")
+    .trim()
+    .split("\n")
+    .map((line) => JSON.parse(line) as { attempt: number; argv: string[]; micro_batch_size: number });
 }
 
 describe("scheduler with the fake trainer", () => {
@@ -52,12 +62,14 @@ describe("scheduler with the fake trainer", () => {
     expect(gpuSpans.some((a) => gpuSpans.some((b) => a !== b && a.from < b.to && b.from < a.to))).toBe(true);
   });
 
-  it("runs GPU jobs on the CPU when there is no GPU, and fails jobs that need more GPUs than the host has", async () => {
+  it("runs GPU jobs on the CPU when there is no GPU (a notice says so), and fails jobs that need more GPUs than the host has", async () => {
     const runsDir = tempRunsDir();
     const onCpu = makeRun(runsDir, "on-cpu", { gpus: 2, fake: { steps: 2, step_ms: 10 } });
-    const report = await launchSweep({ runs: [onCpu], env: fakeEnv({ PEFTCTL_FAKE_GPUS: "" }) });
+    const notices: Array<[string | undefined, string]> = [];
+    const report = await launchSweep({ runs: [onCpu], env: fakeEnv({ PEFTCTL_FAKE_GPUS: "" }), onNotice: (run, message) => notices.push([run?.runId, message]) });
     expect(report.succeeded).toHaveLength(1);
     expect(readStatus(onCpu.dir).devices).toEqual(["cpu"]);
+    expect(notices).toEqual([[undefined, "no GPU found (nvidia-smi): 1 job(s) asking for GPUs run on the CPU, 1 at a time (--cpu-slots)"]]);
     const tooBig = makeRun(runsDir, "too-big", { gpus: 2, fake: { steps: 2, step_ms: 10 } });
     const second = await launchSweep({ runs: [tooBig], env: fakeEnv({ PEFTCTL_FAKE_GPUS: "0" }) });
     expect(second.failed).toHaveLength(1);
@@ -100,21 +112,43 @@ describe("scheduler with the fake trainer", () => {
     expect(failed.signal).toBe("SIGKILL");
   });
 
-  it("backs off on out of memory: micro-batch halved, accumulation doubled, global batch kept", async () => {
+  it("backs off on out of memory in status.json only (6 -> 3 -> 1): job.json untouched, the next attempt gets --micro-batch-size", async () => {
     const runsDir = tempRunsDir();
-    const run = makeRun(runsDir, "oom", { retries: 3, micro: 8, accumulation: 2, fake: { steps: 4, step_ms: 20, behaviour: "oom", at_step: 1, oom_above: 2 } });
+    const run = makeRun(runsDir, "oom", { retries: 3, micro: 6, accumulation: 2, fake: { steps: 4, step_ms: 20, behaviour: "oom", at_step: 1, oom_above: 1 } });
+    const jobBytes = readFileSync(runFile(run.dir, "job"));
     const report = await launchSweep({ runs: [run], env: fakeEnv() });
     expect(report.succeeded).toHaveLength(1);
-    const job = readJob(run.dir);
-    expect(job.train.micro_batch_size).toBe(2);
-    expect(job.train.gradient_accumulation_steps).toBe(8);
-    expect(job.train.micro_batch_size * job.train.gradient_accumulation_steps).toBe(16);
+    expect(readFileSync(runFile(run.dir, "job")).equals(jobBytes)).toBe(true);
     const status = readStatus(run.dir);
-    expect(status.oom_backoffs.map((b) => [b.micro_batch_size, b.gradient_accumulation_steps])).toEqual([
-      [4, 4],
-      [2, 8],
+    expect(status.oom_backoffs.map((b) => [b.attempt, b.micro_batch_size])).toEqual([
+      [1, 3],
+      [2, 1],
     ]);
     expect(status.attempts).toBe(3);
+    const attempts = fakeAttempts(run);
+    expect(attempts.map((a) => [a.attempt, a.micro_batch_size])).toEqual([
+      [1, 6],
+      [2, 3],
+      [3, 1],
+    ]);
+    // The planned micro-batch is job.json's, so the first attempt's command line has no flag.
+    expect(attempts.map((a) => a.argv.slice(3))).toEqual([
+      ["--attempt", "1"],
+      ["--attempt", "2", "--micro-batch-size", "3"],
+      ["--attempt", "3", "--micro-batch-size", "1"],
+    ]);
+  });
+
+  it("fails out of memory at micro-batch 1 for good", async () => {
+    const runsDir = tempRunsDir();
+    const run = makeRun(runsDir, "oom-1", { retries: 3, micro: 2, accumulation: 1, fake: { steps: 4, step_ms: 20, behaviour: "oom", at_step: 1, oom_above: 0 } });
+    const report = await launchSweep({ runs: [run], env: fakeEnv() });
+    expect(report.failed).toHaveLength(1);
+    const status = readStatus(run.dir);
+    expect(status).toMatchObject({ state: "failed", attempts: 2, exit_code: 3 });
+    expect(status.error).toMatchObject({ kind: "oom", retryable: false });
+    expect(status.error!.message).toMatch(/^out of memory at micro_batch_size 1: CUDA out of memory \(fake\)/);
+    expect(status.oom_backoffs.map((b) => b.micro_batch_size)).toEqual([1]);
   });
 
   it("fails exit 2 at once with the shim's message, no retry", async () => {
@@ -184,11 +218,18 @@ describe("scheduling rules", () => {
     expect(orderRuns([{ run: ref("a"), estimatedWork: 1 }, { run: ref("b") }]).map((r) => r.run.runId)).toEqual(["a", "b"]);
   });
 
-  it("halves odd micro-batches without changing the global batch", () => {
-    const job = { train: { micro_batch_size: 6, gradient_accumulation_steps: 4 } } as never;
-    const next = oomBackoff(job)!;
-    expect([next.train.micro_batch_size, next.train.gradient_accumulation_steps]).toEqual([3, 8]);
-    expect(oomBackoff({ train: { micro_batch_size: 1, gradient_accumulation_steps: 4 } } as never)).toBeUndefined();
+  it("an attempt's micro-batch is its newest back-off's, else job.json's; back-offs recorded with accumulation still read", () => {
+    const runsDir = tempRunsDir();
+    const run = makeRun(runsDir, "old-backoffs", { micro: 8 });
+    const job = readJob(run.dir);
+    expect(effectiveMicroBatchSize(job, readStatus(run.dir))).toBe(8);
+    // status.json as controllers wrote it when a back-off also rewrote job.json.
+    const old = [
+      { attempt: 1, micro_batch_size: 4, gradient_accumulation_steps: 4, at: "2026-01-01T10:00:00.000Z" },
+      { attempt: 2, micro_batch_size: 2, gradient_accumulation_steps: 8, at: "2026-01-01T10:01:00.000Z" },
+    ];
+    updateStatus(run.dir, () => ({ oom_backoffs: old }));
+    expect(effectiveMicroBatchSize(job, readStatus(run.dir))).toBe(2);
   });
 
   it("classifies exit codes", () => {
@@ -214,7 +255,25 @@ describe("scheduling rules", () => {
 
   it("launches multi-GPU jobs with torchrun", () => {
     const run = { experiment: "e", runId: "r", dir: "/runs/e/r" };
-    const { args } = shimCommand({ run, attempt: 2, resume: true, devices: ["0", "1"], processes: 2 }, { PEFTCTL_PYTHON: "py" });
+    const { args } = shimCommand({ run, attempt: 2, resume: true, devices: ["0", "1"], processes: 2, microBatchSize: 4 }, 4, { PEFTCTL_PYTHON: "py" });
     expect(args).toEqual(["-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "peftshim", "train", "--job", "/runs/e/r/job.json", "--attempt", "2", "--resume"]);
+  });
+
+  it("passes --micro-batch-size after --attempt only when the attempt's micro-batch is not job.json's", () => {
+    const request = { run: { experiment: "e", runId: "r", dir: "/runs/e/r" }, attempt: 3, resume: true, devices: ["cpu"], processes: 1 };
+    const env = { PEFTCTL_PYTHON: "py" };
+    expect(shimCommand({ ...request, microBatchSize: 8 }, 8, env).args).toEqual(["-m", "peftshim", "train", "--job", "/runs/e/r/job.json", "--attempt", "3", "--resume"]);
+    expect(shimCommand({ ...request, microBatchSize: 2 }, 8, env).args).toEqual([
+      "-m",
+      "peftshim",
+      "train",
+      "--job",
+      "/runs/e/r/job.json",
+      "--attempt",
+      "3",
+      "--micro-batch-size",
+      "2",
+      "--resume",
+    ]);
   });
 });

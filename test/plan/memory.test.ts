@@ -1,5 +1,5 @@
 /**
- * The memory estimate against the measured peaks in /work/shared/anchors/README.md (one H100,
+ * The memory estimate against the measured peaks in docs/benchmarks.md (one H100,
  * LLaMA-7B shape, bf16, SDPA, fused AdamW, micro-batch 8 x sequence 1024, torch max_memory_allocated).
  * CALIBRATION POINTS (used to choose between derivations in src/plan/memory.ts, so agreement with
  * them is by construction, not independent evidence): LoRA r8 q,v 58.2 GiB; the same with gradient
@@ -29,7 +29,7 @@ const within20 = (estimate: number, measured: number) => {
   expect(estimate).toBeLessThan(measured * 1.2);
 };
 
-describe("memory estimate vs the H100 anchors (+-20%)", () => {
+describe("memory estimate vs the H100 reference peaks (+-20%)", () => {
   const loraQv: ExperimentInput["method"] = { kind: "lora", r: 8, alpha: 16, dropout: 0.05, target_modules: ["q_proj", "v_proj"] };
 
   it("calibration: LoRA r8 q,v, 8 x 1024, no checkpointing: measured 58.2 GiB", () => {

@@ -1,36 +1,39 @@
-import { readFileSync } from "node:fs";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import os from "node:os";
 import path from "node:path";
+import { execa } from "execa";
 import { describe, expect, it } from "vitest";
+import { planConfig } from "../../src/experiment.ts";
 import { planExperiment } from "../../src/plan/index.ts";
-import { CHARS_PER_TOKEN, estimateTrainTokens, summarizeData } from "../../src/plan/tokens.ts";
+import { CHARS_PER_TOKEN, estimateTrainTokens } from "../../src/plan/tokens.ts";
+import { shimEnv, shimPython } from "../../src/shim.ts";
 import { experiment } from "./helpers.ts";
 
 const samples = path.join(import.meta.dirname, "../../data/samples");
 
-describe("data summary (cheap scan)", () => {
-  it("counts one example per supporter turn that follows a seeker turn", () => {
-    const text = JSON.stringify([
-      { scene: "S", description: "D", content: [{ AI: "hello" }, { User: "u1" }, { AI: "a1", "AI Strategy": "Others" }, { User: "u2" }, { AI: "a2" }] },
-    ]);
-    const summary = summarizeData("extes", text)!;
-    expect(summary.examples).toBe(2);
-    // context grows turn by turn; each turn carries the template's 12 characters
-    const first = 2 + (5 + 12) + (2 + 12) + (2 + 12);
-    const second = first + (2 + 12) + (2 + 12);
-    expect(summary.meanChars).toBeCloseTo((first + second) / 2, 6);
+describe("data summary: the shim's own count", () => {
+  it("the plan's estimate is built from the shim's count of the sample data (data-summary)", async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), "peftctl-tokens-"));
+    const config = path.join(dir, "a.yaml");
+    writeFileSync(config, `name: t\nmodel: { base: builtin:tiny-llama }\nmethod: { kind: lora }\ndata: { format: extes, path: ${path.join(samples, "extes-sample.json")}, max_length: 4096 }\ntrain: { epochs: 2, batch_size: 8, micro_batch_size: 4 }\nresources: { gpus: 0 }\n`);
+    const { stdout } = await execa(shimPython(), ["-m", "peftshim", "data-summary", "--format", "extes", "--path", path.join(samples, "extes-sample.json")], { env: shimEnv() });
+    const shim = JSON.parse(stdout) as { examples: number; mean_chars: number };
+    expect(shim.examples).toBe(134); // 25 dialogues; one example per reply that follows a user turn
+    const { plan, warnings } = await planConfig(config, { runsDir: path.join(dir, "runs") });
+    expect(warnings).toEqual([]);
+    const expected = estimateTrainTokens(plan.jobs[0]!.spec, { examples: shim.examples, meanChars: shim.mean_chars });
+    expect(plan.jobs[0]!.estimate.trainTokens).toBe(expected.tokens);
+    expect(expected.tokens).toBe(Math.round(2 * Math.floor(134 * 0.8) * (shim.mean_chars / CHARS_PER_TOKEN)));
   });
 
-  it("reads the shipped ExTES and ESConv samples, and the irregular one without throwing", () => {
-    const extes = summarizeData("extes", readFileSync(path.join(samples, "extes-sample.json"), "utf8"))!;
-    expect(extes.examples).toBeGreaterThan(25); // 25 dialogues, several supporter turns each
-    expect(extes.meanChars).toBeGreaterThan(100);
-    const esconv = summarizeData("esconv", readFileSync(path.join(samples, "esconv-sample.json"), "utf8"))!;
-    expect(esconv.examples).toBeGreaterThan(0);
-    expect(summarizeData("extes", readFileSync(path.join(samples, "extes-irregular.json"), "utf8"))).not.toBeNull();
-  });
-
-  it("text that is not the format gives null, not an exception", () => {
-    expect(summarizeData("extes", "{ not json")).toBeNull();
+  it("a file that does not read as its format: tokens unknown, with the shim's reason", async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), "peftctl-tokens-"));
+    writeFileSync(path.join(dir, "d.json"), "{ not json");
+    const config = path.join(dir, "a.yaml");
+    writeFileSync(config, "name: t\nmodel: { base: builtin:tiny-llama }\nmethod: { kind: lora }\ndata: { format: extes, path: d.json }\ntrain: { batch_size: 8, micro_batch_size: 4 }\n");
+    const { plan, warnings } = await planConfig(config, { runsDir: path.join(dir, "runs") });
+    expect(plan.jobs[0]!.estimate.trainTokens).toBeNull();
+    expect(warnings.join("\n")).toMatch(/d\.json.*train tokens shown as "\?"/);
   });
 });
 

@@ -5,7 +5,10 @@ import { fileURLToPath } from "node:url";
 import { PassThrough } from "node:stream";
 import { execa } from "execa";
 import { describe, expect, it } from "vitest";
+import { describeEvent } from "../../src/report/event-text.ts";
 import { ProgressView } from "../../src/report/progress.ts";
+import { renderStatusTable, statusRows } from "../../src/report/status-table.ts";
+import type { ShimEvent } from "../../src/runs/events.ts";
 import { runFile, updateStatus, readStatus } from "../../src/runs/store.ts";
 import { launchSweep } from "../../src/launch/sweep.ts";
 import { fakeEnv, makeRun, tempRunsDir } from "../launch/helpers.ts";
@@ -67,6 +70,16 @@ describe("status, ls, logs, gc, stop", () => {
   });
 });
 
+describe("status table", () => {
+  it("notes the micro-batch in use after out-of-memory back-offs (job.json keeps the planned one)", () => {
+    const runsDir = tempRunsDir();
+    const run = makeRun(runsDir, "backed-off", { experiment: "exp", micro: 8 });
+    const at = "2026-01-01T10:00:00.000Z";
+    updateStatus(run.dir, () => ({ state: "succeeded", attempts: 3, oom_backoffs: [{ attempt: 1, micro_batch_size: 4, at }, { attempt: 2, micro_batch_size: 2, at }] }));
+    expect(renderStatusTable(statusRows([run])).split("\n")[1]).toMatch(/^exp\/backed-off\s+succeeded\s.*\s{2}oom: micro-batch 2, 3 attempts$/);
+  });
+});
+
 describe("logs -f", () => {
   it("follows a running run's events until it ends", async () => {
     const runsDir = tempRunsDir();
@@ -108,5 +121,30 @@ describe("progress view outside a terminal", () => {
       "r1: succeeded",
       "sweep: 1 done, 0 running, 1 queued, 0 failed of 2",
     ]);
+  });
+
+  it("says evals, errors and resumed starts in the words of peftctl logs", () => {
+    const out = new PassThrough();
+    let text = "";
+    out.on("data", (chunk) => (text += String(chunk)));
+    const run = { experiment: "e", runId: "r1", dir: "/x/r1" };
+    const view = new ProgressView([run], { mode: "plain", out });
+    const base = { v: 1, t: "2026-01-01T10:00:00.000Z", run_id: "r1" } as const;
+    const start = { ...base, type: "start", pid: 7, versions: {}, device: "cpu", params: { trainable: 1, total: 2 } } as const;
+    const events: ShimEvent[] = [
+      { ...start, attempt: 1, resumed_from_step: null }, // said by the state change to running
+      { ...base, type: "eval", step: 3, loss: 1.23456, perplexity: 3.43 },
+      { ...base, type: "error", kind: "oom", message: "CUDA out of memory", retryable: true },
+      { ...start, attempt: 2, resumed_from_step: 5 },
+    ];
+    for (const event of events) view.onEvent(run, event);
+    view.stop();
+    const lines = text.split("\n").filter(Boolean);
+    expect(lines).toEqual([
+      "r1: eval at step 3: loss 1.2346, perplexity 3.43",
+      "r1: error (oom, retryable): CUDA out of memory",
+      "r1: start attempt 2 on cpu, resumed from step 5 (pid 7)",
+    ]);
+    expect(lines.map((line) => line.replace("r1: ", "10:00:00 "))).toEqual(events.slice(1).map(describeEvent));
   });
 });

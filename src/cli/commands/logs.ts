@@ -1,32 +1,10 @@
 import { existsSync, readFileSync } from "node:fs";
 import { Option, type Command } from "commander";
-import { EventTail, fileSize } from "../../launch/follow.ts";
+import { describeEvent } from "../../report/event-text.ts";
 import type { ShimEvent } from "../../runs/events.ts";
+import { EventTail, fileSize } from "../../runs/follow.ts";
 import { readStatus, requireOneRun, runFile } from "../../runs/store.ts";
 import { cliContext } from "../context.ts";
-
-/** One readable line per event. */
-export function describeEvent(event: ShimEvent): string {
-  const time = event.t.slice(11, 19);
-  switch (event.type) {
-    case "start":
-      return `${time} start attempt ${event.attempt} on ${event.device}${event.resumed_from_step !== null ? `, resumed from step ${event.resumed_from_step}` : ""} (pid ${event.pid})`;
-    case "data":
-      return `${time} data: ${event.examples.train}/${event.examples.valid}/${event.examples.test} train/valid/test examples, ${event.train_tokens} train tokens`;
-    case "progress":
-      return `${time} step ${event.step}/${event.total_steps} loss ${event.loss.toFixed(4)} lr ${event.lr.toExponential(2)} ${event.tokens_per_s.toFixed(0)} tok/s`;
-    case "eval":
-      return `${time} eval at step ${event.step}: loss ${event.loss.toFixed(4)}, perplexity ${event.perplexity.toFixed(2)}`;
-    case "checkpoint":
-      return `${time} checkpoint at step ${event.step}: ${event.path}`;
-    case "interrupted":
-      return `${time} interrupted at step ${event.step} by ${event.signal}; checkpoint ${event.checkpoint ?? "none"}`;
-    case "done":
-      return `${time} done at step ${event.step}: ${Object.entries(event.metrics).map(([k, v]) => `${k}=${v}`).join(" ")}; adapter ${event.adapter_path}`;
-    case "error":
-      return `${time} error (${event.kind}${event.retryable ? ", retryable" : ""}): ${event.message}`;
-  }
-}
 
 /** `peftctl logs <run> [-f] [--stream events|stdout|stderr]`. */
 export function registerLogs(program: Command): void {

@@ -1,20 +1,9 @@
 import type { Command } from "commander";
 import { planConfig } from "../../experiment.ts";
 import { log } from "../../log.ts";
-import { exceedsGpuMemory, type Plan, type PlannedJob } from "../../plan/index.ts";
-import { GIB } from "../../plan/memory.ts";
-import { formatSweepNumber } from "../../plan/runid.ts";
+import { COLUMN_NOTES, renderPlan } from "../../report/plan-table.ts";
 import { cliContext } from "../context.ts";
 import { setOption } from "../options.ts";
-
-const COLUMN_NOTES = [
-  "micro x accum: examples (or packed rows) per forward pass per GPU x gradient accumulation steps",
-  "peak GiB: estimated peak GPU memory per GPU (weights, trainable parameters with grads and AdamW state,",
-  "  activations for micro-batch x max_length, logits); '!' above resources.gpu_memory_gb, '?' for an unknown model",
-  "train tokens: estimated tokens trained on over the whole run (epochs x train examples x mean length,",
-  "  ~4 characters per token, capped at max_length); with train.max_steps, max_steps x batch_size x max_length;",
-  "  '<=' an upper bound (no data file to measure), '?' unknown",
-];
 
 export function registerPlan(program: Command): void {
   program
@@ -33,71 +22,4 @@ export function registerPlan(program: Command): void {
       }
       process.stdout.write(renderPlan(plan));
     });
-}
-
-export function methodLabel(method: PlannedJob["spec"]["method"]): string {
-  switch (method.kind) {
-    case "lora":
-      return `lora r${method.r}`;
-    case "adapter":
-      return `adapter len${method.adapter_len}`;
-    case "prefix":
-    case "prompt":
-      return `${method.kind} ${method.num_virtual_tokens}vt`;
-    case "ia3":
-    case "full":
-      return method.kind;
-  }
-}
-
-/** 1234 -> "1.2k", 5.6e9 -> "5.6B": train token counts at a glance. */
-export function compactCount(value: number): string {
-  const units: Array<[number, string]> = [
-    [1e12, "T"],
-    [1e9, "B"],
-    [1e6, "M"],
-    [1e3, "k"],
-  ];
-  for (const [size, suffix] of units) {
-    if (value >= size) return `${(value / size).toFixed(value / size >= 100 ? 0 : 1)}${suffix}`;
-  }
-  return String(Math.round(value));
-}
-
-function peakCell(job: PlannedJob): string {
-  const { peakBytes } = job.estimate;
-  if (peakBytes === null) return "?";
-  return `${(peakBytes / GIB).toFixed(1)}${exceedsGpuMemory(job) ? "!" : ""}`;
-}
-
-function tokensCell(job: PlannedJob): string {
-  const { trainTokens, trainTokensKind } = job.estimate;
-  if (trainTokens === null) return "?";
-  return `${trainTokensKind === "at-most" ? "<=" : ""}${compactCount(trainTokens)}`;
-}
-
-export function renderPlan(plan: Plan): string {
-  const header = ["run id", "method", "lr", "micro x accum", "gpus", "executor", "peak GiB", "train tokens"];
-  const rows = plan.jobs.map((job) => {
-    const { spec } = job;
-    return [
-      spec.run_id,
-      methodLabel(spec.method),
-      formatSweepNumber(spec.train.lr),
-      `${spec.train.micro_batch_size} x ${spec.train.gradient_accumulation_steps}`,
-      String(spec.resources.gpus),
-      spec.resources.executor,
-      peakCell(job),
-      tokensCell(job),
-    ];
-  });
-  const numeric = new Set([2, 4, 6, 7]);
-  const widths = header.map((title, column) => Math.max(title.length, ...rows.map((row) => row[column]!.length)));
-  const line = (cells: string[]) =>
-    cells
-      .map((cell, column) => (numeric.has(column) ? cell.padStart(widths[column]!) : cell.padEnd(widths[column]!)))
-      .join("  ")
-      .trimEnd();
-  const title = `${plan.experiment}: ${plan.jobs.length} job${plan.jobs.length === 1 ? "" : "s"}`;
-  return [title, "", line(header.map((h) => h.toUpperCase())), ...rows.map(line), "", ...COLUMN_NOTES, ""].join("\n");
 }

@@ -1,9 +1,8 @@
 import type { Command } from "commander";
-import { trackSweep } from "../../launch/track.ts";
 import { requireRuns } from "../../runs/store.ts";
 import { cliContext } from "../context.ts";
 import { cpuSlotsOption, retryFailedOption } from "../options.ts";
-import { onRunSucceeded } from "./run.ts";
+import { trackSweep } from "../track.ts";
 
 /** `peftctl resume <experiment>`: `run` on the experiment's stored job.json files; no config needed. */
 export function registerResume(program: Command): void {
@@ -16,7 +15,7 @@ export function registerResume(program: Command): void {
     .action(async (target: string, options: { cpuSlots?: number; retryFailed?: boolean }, command: Command) => {
       const context = cliContext(command);
       const runs = requireRuns(context.runsDir, target);
-      const { exitCode } = await trackSweep(runs, { json: context.json, cpuSlots: options.cpuSlots, retryFailed: options.retryFailed, onRunSucceeded });
+      const { exitCode } = await trackSweep(runs, { json: context.json, cpuSlots: options.cpuSlots, retryFailed: options.retryFailed });
       process.exitCode = exitCode;
     });
 }

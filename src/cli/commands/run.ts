@@ -1,22 +1,11 @@
 import path from "node:path";
 import type { Command } from "commander";
-import { prepareRuns } from "../../launch/prepare.ts";
-import { trackSweep, type TrackOptions } from "../../launch/track.ts";
 import { log } from "../../log.ts";
 import { planConfig } from "../../experiment.ts";
-import { autoPushRun } from "../../hub/auto-push.ts";
+import { prepareRuns } from "../../runs/prepare.ts";
 import { cliContext } from "../context.ts";
 import { cpuSlotsOption, retryFailedOption, setOption } from "../options.ts";
-
-/**
- * After a run succeeds: the Hub auto-push when the config has `hub:` with auto_push. autoPushRun
- * never throws; its outcome (commit or error) lands in status.json's `push`, and the run stays succeeded.
- */
-export const onRunSucceeded: TrackOptions["onRunSucceeded"] = async (run, _status, job) => {
-  const result = await autoPushRun(run.dir, job);
-  if (result && !result.ok) log().warn(`${path.basename(run.dir)}: push to the Hub failed (the run stays succeeded): ${result.error.message}`);
-  else if (result?.ok) log().info(`${path.basename(run.dir)}: pushed to ${result.url}`);
-};
+import { trackSweep } from "../track.ts";
 
 /** `peftctl run <config> [--set k=v ...]`: plan, prepare run dirs, launch, track until every job ends. */
 export function registerRun(program: Command): void {
@@ -44,7 +33,6 @@ export function registerRun(program: Command): void {
         configPath: loaded.configPath,
         cpuSlots: options.cpuSlots,
         retryFailed: options.retryFailed,
-        onRunSucceeded,
       });
       process.exitCode = exitCode;
     });

@@ -1,13 +1,14 @@
 /**
  * Run dirs for planned jobs: job.json, config.yaml (the config snapshot) and status.json (queued).
- * A run dir that exists already is kept as it is: its job.json may carry an out-of-memory back-off,
- * and its snapshot is the config the run started with. Run ids include a hash of the job, so a
- * changed job (other model, method, data or training values) is a new run id, never a rewrite.
+ * A run dir that exists already is kept as it is: job.json is written once and never rewritten
+ * (an out-of-memory back-off lives in status.json), and its snapshot is the config the run started
+ * with. Run ids include a hash of the job, so a changed job (other model, method, data or training
+ * values) is a new run id, never a rewrite.
  */
 import { existsSync, mkdirSync, writeFileSync } from "node:fs";
-import type { JobSpec } from "../plan/jobspec.ts";
-import { hasRun, initialStatus, readJob, runFile, writeJob, writeStatus, type RunRef } from "../runs/store.ts";
 import { UserError } from "../errors.ts";
+import type { JobSpec } from "../plan/jobspec.ts";
+import { hasRun, initialStatus, readJob, runFile, writeJob, writeStatus, type RunRef } from "./store.ts";
 
 function prepareRun(spec: JobSpec, snapshotYaml: string): RunRef {
   const dir = spec.run_dir;

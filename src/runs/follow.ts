@@ -4,7 +4,7 @@
  * filesystems (NFS, overlay) and a run dir may live on one of them.
  */
 import { closeSync, existsSync, fstatSync, openSync, readSync, statSync } from "node:fs";
-import { parseEventLine, type ShimEvent } from "../runs/events.ts";
+import { parseEventLine, type ShimEvent } from "./events.ts";
 
 export function fileSize(file: string): number {
   try {

@@ -1,15 +1,16 @@
 /**
- * What `run` and `resume` do once run dirs exist: launch the sweep with live progress, then print
- * the status table and the adapters, and turn the outcome into an exit code
- * (0 all succeeded, 1 any failed, 130 any interrupted by the user: Ctrl-C or `peftctl stop`).
+ * What `run` and `resume` do once run dirs exist: launch the sweep with live progress, log what the
+ * launch code and the Hub auto-push report, then print the status table and the adapters, and turn
+ * the outcome into an exit code (0 all succeeded, 1 any failed, 130 any interrupted by the user:
+ * Ctrl-C or `peftctl stop`).
  */
 import { ExitCode } from "../errors.ts";
-import type { JobSpec } from "../plan/jobspec.ts";
+import { afterRunSucceeded } from "../hub/after-run.ts";
+import { launchSweep, type SweepReport } from "../launch/sweep.ts";
 import { log } from "../log.ts";
-import type { RunRef, RunStatus } from "../runs/store.ts";
 import { ProgressView } from "../report/progress.ts";
-import { renderStatusTable, statusRows } from "../report/status-table.ts";
-import { launchSweep, type SweepReport } from "./sweep.ts";
+import { renderSweepSummary, statusRows } from "../report/status-table.ts";
+import type { RunRef } from "../runs/store.ts";
 
 export type TrackOptions = {
   json: boolean;
@@ -17,11 +18,6 @@ export type TrackOptions = {
   configPath?: string;
   cpuSlots?: number;
   retryFailed?: boolean;
-  /**
-   * The auto-push hook (onRunSucceeded in src/cli/commands/run.ts): called after each run succeeds.
-   * What it throws is logged and never marks the run failed.
-   */
-  onRunSucceeded?: (run: RunRef, status: RunStatus, job: JobSpec) => Promise<void> | void;
 };
 
 export async function trackSweep(runs: RunRef[], options: TrackOptions): Promise<{ exitCode: number; report: SweepReport }> {
@@ -37,7 +33,11 @@ export async function trackSweep(runs: RunRef[], options: TrackOptions): Promise
       handleSignals: true,
       onEvent: (run, event) => view.onEvent(run, event),
       onStatus: (run, status) => view.onStatus(run, status),
-      onRunSucceeded: options.onRunSucceeded,
+      onNotice: (run, message) => log().warn(run ? `${run.runId}: ${message}` : message),
+      onRunSucceeded: async (run, _status, job) => {
+        const notice = await afterRunSucceeded(run, job);
+        if (notice) log()[notice.level](notice.message);
+      },
       onHookError: (run, error) => log().warn(`${run.runId}: after-success hook failed (the run stays succeeded): ${error instanceof Error ? error.message : String(error)}`),
     });
   } finally {
@@ -49,11 +49,7 @@ export async function trackSweep(runs: RunRef[], options: TrackOptions): Promise
   if (options.json) {
     process.stdout.write(`${JSON.stringify({ runs: rows, skipped: report.skipped.map((s) => ({ run: s.run.runId, reason: s.reason })) }, null, 2)}\n`);
   } else {
-    process.stdout.write(`\n${renderStatusTable(rows)}\n`);
-    const adapters = rows.filter((s) => s.state === "succeeded" && s.adapter_path);
-    if (adapters.length > 0) {
-      process.stdout.write(`\nadapters:\n${adapters.map((s) => `  ${s.run_id}: ${s.adapter_path}`).join("\n")}\n`);
-    }
+    process.stdout.write(`\n${renderSweepSummary(rows)}`);
   }
   const anyFailed = rows.some((r) => r.state === "failed");
   // Interrupted by the user, through Ctrl-C here or `peftctl stop` elsewhere: 130, before failures.

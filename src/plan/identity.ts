@@ -1,0 +1,75 @@
+/**
+ * What a run id's hash and a job's fingerprint cover, declared field by field: adding a field to the
+ * job spec is then a decision about identity, not an accident (a test checks that every field of
+ * JobSpecSchema is either hashed or listed here as left out).
+ *
+ * Run ids and fingerprints must stay stable across versions of peftctl, or old runs would stop
+ * resuming; the view hashed is therefore versioned on its own (IDENTITY_VERSION), apart from the job
+ * spec's schema_version.
+ */
+import path from "node:path";
+import type { JobSection } from "../config/sweep-points.ts";
+import { canonicalJson, sha256Hex } from "./canonical.ts";
+
+/** The hashed view's version: the run ids issued so far were made with it (under job schema_version 1). */
+export const IDENTITY_VERSION = 1;
+
+/** Sections hashed into the run id: the whole job but what only labels or locates it. */
+export const RUN_ID_SECTIONS = ["checkpoint", "data", "eval", "experiment", "hub", "method", "model", "resources", "train"] as const;
+/** Sections of the job fingerprint: what changes the trained weights (checked before resuming). */
+export const FINGERPRINT_SECTIONS = ["data", "method", "model", "train"] as const;
+/** Top-level fields in neither: they name, place or label the run, or version the file. */
+export const UNHASHED_FIELDS = ["schema_version", "run_id", "run_dir", "sweep_values", "fingerprints"] as const;
+/** Fields that follow from hashed ones (batch_size / micro_batch_size), left out so each thing is hashed once. */
+export const DERIVED_FIELDS: Readonly<Partial<Record<JobSection, readonly string[]>>> = { train: ["micro_batches_per_step"] };
+/**
+ * Fields added after run ids were first issued, with the value every earlier job implicitly had:
+ * hashed only when set to something else, so that earlier runs keep their ids and fingerprints.
+ */
+export const LATER_FIELDS: Readonly<Partial<Record<JobSection, Readonly<Record<string, unknown>>>>> = { train: { compile: false } };
+
+type HashedSection = (typeof RUN_ID_SECTIONS)[number];
+
+/**
+ * The canonical JSON of one section as hashed. Absolute paths (data.path, a local model.base) are
+ * made relative to `pathRoot` (the config's directory), or cut to their file name without it, so
+ * ids do not depend on where the checkout lives.
+ */
+export function hashedSection(name: JobSection, value: unknown, pathRoot: string | undefined): string {
+  if (value === undefined || value === null) return "null";
+  if (name === "model") {
+    const model = value as { base: string };
+    return canonicalJson({ ...model, base: portablePath(model.base, pathRoot) });
+  }
+  if (name === "data") {
+    const data = value as { path: string };
+    return canonicalJson({ ...data, path: portablePath(data.path, pathRoot) });
+  }
+  const derived = DERIVED_FIELDS[name] ?? [];
+  const later = LATER_FIELDS[name] ?? {};
+  if (derived.length === 0 && Object.keys(later).length === 0) return canonicalJson(value);
+  const kept = Object.entries(value as Record<string, unknown>).filter(([key, member]) => !derived.includes(key) && !(key in later && later[key] === member));
+  return canonicalJson(Object.fromEntries(kept));
+}
+
+/** The run id's hash and the job fingerprint from each section's hashedSection text. */
+export function jobIdentity(sections: Readonly<Record<HashedSection, string>>): { hash: string; fingerprint: string } {
+  const object = (names: readonly string[], extra: Record<string, string> = {}) => {
+    const members: Record<string, string> = { ...extra };
+    for (const name of names) members[name] = sections[name as HashedSection];
+    return `{${Object.keys(members)
+      .sort()
+      .map((key) => `${JSON.stringify(key)}:${members[key]}`)
+      .join(",")}}`;
+  };
+  return {
+    hash: sha256Hex(object(RUN_ID_SECTIONS, { schema_version: String(IDENTITY_VERSION) })),
+    fingerprint: sha256Hex(object(FINGERPRINT_SECTIONS)),
+  };
+}
+
+function portablePath(value: string, root: string | undefined): string {
+  if (!path.isAbsolute(value)) return value;
+  if (root !== undefined && path.isAbsolute(root)) return path.relative(root, value).split(path.sep).join("/");
+  return path.basename(value);
+}
