@@ -12,10 +12,9 @@ import os from "node:os";
 import path from "node:path";
 import { execa } from "execa";
 import { afterAll, describe, expect, test } from "vitest";
-import { JOB_JSON_SCHEMA_PATH } from "../src/config/json-schema.ts";
 import { planConfig } from "../src/experiment.ts";
 import { DataSchema } from "../src/config/schema.ts";
-import { JobSpecSchema, type JobSpec } from "../src/plan/jobspec.ts";
+import { JOB_JSON_SCHEMA_PATH, JobSpecSchema, type JobSpec } from "../src/plan/jobspec.ts";
 import { ShimExit } from "../src/runs/events.ts";
 import { projectRoot, shimEnv, shimPython } from "../src/shim.ts";
 

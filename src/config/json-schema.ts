@@ -1,15 +1,12 @@
 /**
- * Derived artefacts of the zod schemas: the JSON Schema for editors (schema/experiment.schema.json),
- * the Markdown config reference (docs/config-reference.md), and the JSON Schema of job.json
- * (schema/job.schema.json) that the shim validates job specs against. `npm run schema` writes them;
- * a test fails when any is stale.
+ * Derived artefacts of the zod schema: the JSON Schema for editors (schema/experiment.schema.json)
+ * and the Markdown config reference (docs/config-reference.md). `npm run schema` writes both (and the
+ * job spec's schema, src/plan/jobspec.ts); a test fails when either is stale.
  */
 import { z } from "zod";
-import { JobSpecSchema } from "../plan/jobspec.ts";
 import { ExperimentSchema } from "./schema.ts";
 
 export const JSON_SCHEMA_PATH = "schema/experiment.schema.json";
-export const JOB_JSON_SCHEMA_PATH = "schema/job.schema.json";
 export const CONFIG_REFERENCE_PATH = "docs/config-reference.md";
 
 type JsonSchema = {
@@ -43,12 +40,6 @@ export function experimentJsonSchema(): Record<string, unknown> {
 
 export function renderJsonSchema(): string {
   return `${JSON.stringify(experimentJsonSchema(), null, 2)}\n`;
-}
-
-/** The JSON Schema of job.json as the controller writes it: every default filled in, so every field required. */
-export function renderJobJsonSchema(): string {
-  const schema = z.toJSONSchema(JobSpecSchema, { io: "output", target: "draft-2020-12" });
-  return `${JSON.stringify({ ...schema, title: "peftctl job spec (job.json)" }, null, 2)}\n`;
 }
 
 const MAX_SAFE = Number.MAX_SAFE_INTEGER;

@@ -14,7 +14,7 @@ import { isPlainObject, setOwn } from "./merge.ts";
 import { methodKindOf, resolveKeyPath } from "./schema-paths.ts";
 import { describePoint, pointResolver, type JobConfig, type ResolvedPoint, type SectionFailure, type SweepPoint } from "./sweep-points.ts";
 import { didYouMean } from "./suggest.ts";
-import { expandSweep, sweepSize } from "../plan/sweep.ts";
+import { expandSweep, sweepSize } from "./sweep.ts";
 
 /** Keys a sweep may not vary: they name or shape the experiment itself. */
 const NOT_SWEEPABLE = new Set(["name", "description", "extends", "$schema", "sweep"]);

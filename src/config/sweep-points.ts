@@ -8,7 +8,7 @@
  * sections.
  */
 import type { z } from "zod";
-import { canonicalJson } from "../plan/canonical.ts";
+import { canonicalJson } from "./canonical.ts";
 import { ExperimentSchema, type Experiment } from "./schema.ts";
 
 export type SweepPoint = Record<string, unknown>;

@@ -9,7 +9,7 @@
  */
 import path from "node:path";
 import type { JobSection } from "../config/sweep-points.ts";
-import { canonicalJson, sha256Hex } from "./canonical.ts";
+import { canonicalJson, sha256Hex } from "../config/canonical.ts";
 
 /** The hashed view's version: the run ids issued so far were made with it (under job schema_version 1). */
 export const IDENTITY_VERSION = 1;

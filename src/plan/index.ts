@@ -11,7 +11,7 @@ import { hashedSection, jobIdentity } from "./identity.ts";
 import { JOB_SCHEMA_VERSION, type JobSpec } from "./jobspec.ts";
 import { GIB, estimateMemory, type MemoryEstimate } from "./memory.ts";
 import { RUN_HASH_LENGTH, runId, sweepSlugger } from "./runid.ts";
-import { expandSweep } from "./sweep.ts";
+import { expandSweep } from "../config/sweep.ts";
 import { estimateTrainTokens, type DataSummary, type TokenEstimate } from "./tokens.ts";
 
 export type { DataSummary } from "./tokens.ts";

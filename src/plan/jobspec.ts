@@ -68,3 +68,11 @@ export function migrateJob(raw: unknown): unknown {
     train: { compile: false, ...v1.train, micro_batches_per_step: accumulation * dataParallelDevices(v1.resources.gpus) },
   };
 }
+
+export const JOB_JSON_SCHEMA_PATH = "schema/job.schema.json";
+
+/** The JSON Schema of job.json as the controller writes it: every default filled in, so every field required. */
+export function renderJobJsonSchema(): string {
+  const schema = z.toJSONSchema(JobSpecSchema, { io: "output", target: "draft-2020-12" });
+  return `${JSON.stringify({ ...schema, title: "peftctl job spec (job.json)" }, null, 2)}\n`;
+}

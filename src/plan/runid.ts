@@ -3,7 +3,7 @@
  * The slug is for people; the 6 hex digits (of the hash of the resolved job, see index.ts) make ids
  * unique and tie each id to exactly one configuration.
  */
-import type { SweepPoint } from "./sweep.ts";
+import type { SweepPoint } from "../config/sweep-points.ts";
 
 export const RUN_HASH_LENGTH = 6;
 const MAX_PART_LENGTH = 32;

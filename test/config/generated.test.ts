@@ -3,7 +3,8 @@ import { existsSync, readFileSync, readdirSync } from "node:fs";
 import path from "node:path";
 import { describe, expect, test } from "vitest";
 import { checkExperiment, formatDiagnostic } from "../../src/config/index.ts";
-import { CONFIG_REFERENCE_PATH, JOB_JSON_SCHEMA_PATH, JSON_SCHEMA_PATH, renderConfigReference, renderJobJsonSchema, renderJsonSchema } from "../../src/config/json-schema.ts";
+import { CONFIG_REFERENCE_PATH, JSON_SCHEMA_PATH, renderConfigReference, renderJsonSchema } from "../../src/config/json-schema.ts";
+import { JOB_JSON_SCHEMA_PATH, renderJobJsonSchema } from "../../src/plan/jobspec.ts";
 
 const root = path.resolve(import.meta.dirname, "../..");
 

@@ -10,7 +10,7 @@ import os from "node:os";
 import path from "node:path";
 import { isMap, isScalar, isSeq, parseDocument, type Node } from "yaml";
 import { describe, expect, onTestFinished, test } from "vitest";
-import { seededUniform } from "../../src/plan/sweep.ts";
+import { seededUniform } from "../../src/config/sweep.ts";
 import { runCli } from "./helpers.ts";
 
 const root = path.resolve(import.meta.dirname, "../..");

@@ -2,7 +2,7 @@ import { readdirSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { ExperimentSchema } from "../../src/config/schema.ts";
-import { canonicalJson, sha256Hex } from "../../src/plan/canonical.ts";
+import { canonicalJson, sha256Hex } from "../../src/config/canonical.ts";
 import { planConfig } from "../../src/experiment.ts";
 import { planExperiment } from "../../src/plan/index.ts";
 import { formatSweepNumber, sweepSlug } from "../../src/plan/runid.ts";

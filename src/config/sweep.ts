@@ -3,11 +3,10 @@
  * path ("method.r") to this run's value. Pure and deterministic: a random sweep draws from a PRNG
  * seeded by `sweep.seed`, so the same config always expands to the same points.
  */
-import type { Sweep } from "../config/schema.ts";
-import type { SweepPoint } from "../config/sweep-points.ts";
 import { canonicalJson } from "./canonical.ts";
+import type { Sweep } from "./schema.ts";
+import type { SweepPoint } from "./sweep-points.ts";
 
-export type { SweepPoint } from "../config/sweep-points.ts";
 export type SweepExpansion = { points: SweepPoint[]; warnings: string[] };
 
 type Range = { min: number; max: number; distribution: "uniform" | "log_uniform" | "int_uniform" };

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { SweepSchema } from "../../src/config/schema.ts";
-import { expandSweep, seededUniform, sweepSize } from "../../src/plan/sweep.ts";
+import { expandSweep, seededUniform, sweepSize } from "../../src/config/sweep.ts";
 
 const sweep = (input: unknown) => SweepSchema.parse(input);
 
