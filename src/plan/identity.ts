@@ -23,8 +23,9 @@ export const UNHASHED_FIELDS = ["schema_version", "run_id", "run_dir", "sweep_va
 /** Fields that follow from hashed ones (batch_size / micro_batch_size), left out so each thing is hashed once. */
 export const DERIVED_FIELDS: Readonly<Partial<Record<JobSection, readonly string[]>>> = { train: ["micro_batches_per_step"] };
 /**
- * Fields added after run ids were first issued, with the value every earlier job implicitly had:
- * hashed only when set to something else, so that earlier runs keep their ids and fingerprints.
+ * Fields added after run ids were first issued, by dotted path inside their section, with the value
+ * every earlier job implicitly had: hashed only when set to something else, so that earlier runs keep
+ * their ids and fingerprints.
  */
 export const LATER_FIELDS: Readonly<Partial<Record<JobSection, Readonly<Record<string, unknown>>>>> = { train: { compile: false } };
 
@@ -46,10 +47,24 @@ export function hashedSection(name: JobSection, value: unknown, pathRoot: string
     return canonicalJson({ ...data, path: portablePath(data.path, pathRoot) });
   }
   const derived = DERIVED_FIELDS[name] ?? [];
-  const later = LATER_FIELDS[name] ?? {};
-  if (derived.length === 0 && Object.keys(later).length === 0) return canonicalJson(value);
-  const kept = Object.entries(value as Record<string, unknown>).filter(([key, member]) => !derived.includes(key) && !(key in later && later[key] === member));
-  return canonicalJson(Object.fromEntries(kept));
+  const later = Object.entries(LATER_FIELDS[name] ?? {});
+  if (derived.length === 0 && later.length === 0) return canonicalJson(value);
+  const kept = structuredClone(value) as Record<string, unknown>;
+  for (const key of derived) delete kept[key];
+  for (const [dotted, implicit] of later) dropWhenEqual(kept, dotted.split("."), implicit);
+  return canonicalJson(kept);
+}
+
+/** Removes the member at `keys` when it equals `implicit`. */
+function dropWhenEqual(target: Record<string, unknown>, keys: string[], implicit: unknown): void {
+  const [head, ...rest] = keys as [string, ...string[]];
+  const member = target[head];
+  if (rest.length === 0) {
+    if (canonicalJson(member) === canonicalJson(implicit)) delete target[head];
+    return;
+  }
+  if (typeof member !== "object" || member === null || Array.isArray(member)) return;
+  dropWhenEqual(member as Record<string, unknown>, rest, implicit);
 }
 
 /** The run id's hash and the job fingerprint from each section's hashedSection text. */
