@@ -11,8 +11,8 @@ import { afterRunSucceeded } from "../../src/hub/after-run.ts";
 import type { PushOptions } from "../../src/hub/types.ts";
 import type { JobSpec } from "../../src/plan/jobspec.ts";
 import { readStatus } from "../../src/runs/store.ts";
-import { HubEmulator } from "../hub/emulator.ts";
-import { makeRunDir, type SavedAdapter } from "../hub/fixture.ts";
+import { HubEmulator } from "./emulator.ts";
+import { makeRunDir, type SavedAdapter } from "./fixture.ts";
 
 const TOKEN = "hf_peftctlTestWriteToken0123456789abcd";
 const HUB: Omit<NonNullable<JobSpec["hub"]>, "repo"> = { private: true, layout: "repo-per-run", auto_push: true, license: "apache-2.0", datasets: [] };
