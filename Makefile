@@ -12,10 +12,12 @@ node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund
 	touch $@
 
-$(VENV)/.installed: python/requirements.txt python/requirements-dev.txt
+# requirements-eval.txt: the metrics of `peftctl score` (nltk, pycocoevalcap's METEOR 1.5 jar, which needs java)
+$(VENV)/.installed: python/requirements.txt python/requirements-dev.txt python/requirements-eval.txt
+	command -v java >/dev/null || { apt-get update && apt-get install -y --no-install-recommends default-jre-headless; }
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -r python/requirements-dev.txt
+	$(PY) -m pip install --quiet -r python/requirements-dev.txt -r python/requirements-eval.txt
 	touch $@
 
 demo: install

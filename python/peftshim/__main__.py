@@ -1,6 +1,8 @@
 """`python -m peftshim train --job <run_dir>/job.json [--resume] [--force] [--attempt N] [--micro-batch-size M]`
 and `python -m peftshim validate --job A.json [--job B.json ...]`
-and `python -m peftshim data-summary --format F --path FILE [--strategy S]` (the plan's token estimate).
+and `python -m peftshim data-summary --format F --path FILE [--strategy S]` (the plan's token estimate)
+and `python -m peftshim generate --job <run_dir>/job.json --out DIR [--split test|valid] [--limit N]
+[--adapter PATH | --base]` (`peftctl eval`: responses to a split, generate.py; exit 75 when stopped).
 
 Exit codes (contract.py): 0 done; 2 bad job spec, arguments, data or fingerprint (not retryable);
 3 out of memory; 75 interrupted after saving a checkpoint (resumable); 1 anything else. Every
@@ -17,6 +19,7 @@ import signal
 import sys
 import traceback
 from pathlib import Path
+from typing import Callable
 
 from peftshim.contract import EXIT_BAD_INPUT, EXIT_DONE, EXIT_FAILED, EXIT_OOM, FORMATS, STRATEGY_MODES
 from peftshim.events import EventWriter
@@ -59,6 +62,14 @@ def _parser() -> argparse.ArgumentParser:
     summary.add_argument("--format", required=True, choices=FORMATS)
     summary.add_argument("--path", required=True, type=Path)
     summary.add_argument("--strategy", choices=STRATEGY_MODES, default=STRATEGY_MODES[0])
+    generate = commands.add_parser("generate", help="responses to every example of a split, with the run's adapter")
+    generate.add_argument("--job", required=True, type=Path, help="the run's job.json")
+    generate.add_argument("--out", required=True, type=Path, help="output directory (settings, generations, events)")
+    generate.add_argument("--split", choices=("test", "valid"), default="test")
+    generate.add_argument("--limit", type=int, default=None, help="only the split's first N examples")
+    which = generate.add_mutually_exclusive_group()
+    which.add_argument("--adapter", type=Path, default=None, help="adapter directory (default: <run_dir>/adapter)")
+    which.add_argument("--base", action="store_true", help="the base model alone (zero-shot)")
     return parser
 
 
@@ -126,6 +137,8 @@ def main(argv: list[str] | None = None) -> int:
         return validate(args.job)
     if args.command == "data-summary":
         return data_summary(args.format, args.path, args.strategy)
+    if args.command == "generate":
+        return _generate(args)
     if args.attempt < 1:
         print("peftshim: error: --attempt must be a positive integer", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -150,20 +163,47 @@ def main(argv: list[str] | None = None) -> int:
     return _train(spec, args, events, stop)
 
 
+def _generate(args: argparse.Namespace) -> int:
+    """`generate`: the spec, then generate.generate under the same failure handling as training."""
+    stop = StopSignals()  # before the imports of torch and transformers: a stop while loading is no crash
+    stop.install()
+    from peftshim.generate import EVENTS_FILE, Generation, generate
+
+    if args.limit is not None and args.limit < 1:
+        print("peftshim: error: --limit must be a positive integer", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    out: Path = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    try:
+        spec = load_spec(args.job)
+    except SpecError as err:
+        return _fail(EventWriter(_writer_for_bad_spec(args.job).run_id, out / EVENTS_FILE), "spec", str(err), EXIT_BAD_INPUT)
+    events = EventWriter(spec.run_id, out / EVENTS_FILE)
+    adapter = None if args.base else (args.adapter or spec.run_dir / "adapter")
+    job = Generation(spec=spec, out_dir=out, split=args.split, limit=args.limit, adapter=adapter)
+    return _guarded(events, lambda: generate(job, stop=stop, events=events))
+
+
 def _train(spec: JobSpec, args: argparse.Namespace, events: EventWriter, stop: StopSignals) -> int:
     """Runs train.train, turning each kind of failure into its error event and exit code."""
-    import torch
-
-    from peftshim.checkpoint import FingerprintError
-    from peftshim.dialogues import DataError
     from peftshim.ranks import rank_from_env
     from peftshim.train import train
 
     # Under torchrun only rank 0 reports progress; every rank still reports its own failure below.
     progress = events if rank_from_env() == 0 else EventWriter(spec.run_id, None, quiet=True)
+    return _guarded(events, lambda: train(spec, events=progress, attempt=args.attempt, resume=args.resume,
+                                          force=args.force, stop=stop, micro_batch_size=args.micro_batch_size))
+
+
+def _guarded(events: EventWriter, work: Callable[[], int]) -> int:
+    """Runs `work`, turning each kind of failure into its error event and exit code."""
+    import torch
+
+    from peftshim.checkpoint import FingerprintError
+    from peftshim.dialogues import DataError
+
     try:
-        return train(spec, events=progress, attempt=args.attempt, resume=args.resume, force=args.force, stop=stop,
-                     micro_batch_size=args.micro_batch_size)
+        return work()
     except SpecError as err:
         return _fail(events, "spec", str(err), EXIT_BAD_INPUT)
     except DataError as err:

@@ -142,6 +142,17 @@ class TrainSpec:
 class GenerateSpec:
     max_new_tokens: int
     samples: int
+    # `peftctl eval`'s decoding (generate.py); migrate_v1 gives older job files their defaults.
+    do_sample: bool
+    temperature: float
+    top_p: float
+    top_k: int
+    num_beams: int
+    min_new_tokens: int
+    no_repeat_ngram_size: int
+    repetition_penalty: float
+    seed: int
+    batch_size: int
 
 
 @dataclass(frozen=True)
@@ -188,10 +199,11 @@ class JobSpec:
 
 
 def migrate_v1(raw: dict[str, Any]) -> dict[str, Any]:
-    """schema_version 1 -> 2: train.compile did not exist (false), and the accumulation was all there
-    was: micro_batches_per_step = gradient_accumulation_steps x devices."""
+    """schema_version 1 -> 2: train.compile did not exist (false), the accumulation was all there was
+    (micro_batches_per_step = gradient_accumulation_steps x devices), and eval.generate's decoding
+    settings did not exist (their defaults, read from the job schema)."""
     migrated = {**raw, "schema_version": 2}
-    train, resources = raw.get("train"), raw.get("resources")
+    train, resources, evaluation = raw.get("train"), raw.get("resources"), raw.get("eval")
     if isinstance(train, dict):
         train = {"compile": False, **train}
         accumulation = train.get("gradient_accumulation_steps")
@@ -199,7 +211,17 @@ def migrate_v1(raw: dict[str, Any]) -> dict[str, Any]:
         if _is_int(accumulation) and _is_int(gpus):  # otherwise validation names what is wrong
             train["micro_batches_per_step"] = accumulation * max(1, gpus)
         migrated["train"] = train
+    if isinstance(evaluation, dict) and isinstance(evaluation.get("generate"), dict):
+        migrated["eval"] = {**evaluation, "generate": {**_schema_defaults("eval", "generate"), **evaluation["generate"]}}
     return migrated
+
+
+def _schema_defaults(*section: str) -> dict[str, Any]:
+    """The `default` of every field of a section of the job schema (the zod schema's defaults)."""
+    node = json.loads(schema_path().read_text(encoding="utf-8"))
+    for key in section:
+        node = node["properties"][key]
+    return {key: field["default"] for key, field in node["properties"].items() if "default" in field}
 
 
 def _is_int(value: Any) -> bool:

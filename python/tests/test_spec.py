@@ -59,6 +59,22 @@ def test_a_version_1_spec_is_migrated(tmp_path: Path, gpus: int, accumulation: i
     assert spec.train.micro_batches_per_step == per_step and spec.train.gradient_accumulation_steps == accumulation
 
 
+def test_a_version_1_job_gains_the_decoding_settings_defaults_of_the_schema(tmp_path: Path) -> None:
+    """eval.generate's do_sample ... batch_size came with version 2; a version 1 file gets the schema's defaults."""
+    from peftshim.spec import GenerateSpec
+
+    defaults = {"do_sample": False, "temperature": 1.0, "top_p": 1.0, "top_k": 50, "num_beams": 1, "min_new_tokens": 0,
+                "no_repeat_ngram_size": 0, "repetition_penalty": 1.0, "seed": 0, "batch_size": 8}
+    old_v1 = v1_spec(tmp_path, gpus=0, accumulation=2)
+    old_v1["eval"]["generate"] = {"max_new_tokens": 16, "samples": 3}
+    assert parse_spec(old_v1).eval.generate == GenerateSpec(max_new_tokens=16, samples=3, **defaults)
+    # a version 2 file is complete: nothing is filled in, and validation names what is missing
+    current = job_spec(tmp_path, eval={"generate": {"max_new_tokens": 16, "samples": 3}})
+    del current["eval"]["generate"]["batch_size"]
+    with pytest.raises(SpecError, match="eval.generate.batch_size: missing"):
+        parse_spec(current)
+
+
 def test_a_version_1_spec_is_still_validated(tmp_path: Path) -> None:
     raw = v1_spec(tmp_path, gpus=0, accumulation=2)
     raw["train"]["lr"] = "fast"

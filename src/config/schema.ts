@@ -141,6 +141,16 @@ export const EvalSchema = z.strictObject({
     .strictObject({
       max_new_tokens: positiveInt.default(64).describe("Longest generated response."),
       samples: nonNegativeInt.default(200).describe("Test examples to generate responses for (0: none)."),
+      do_sample: z.boolean().default(false).describe("`peftctl eval`: sample (true) or decode greedily / by beam search (false)."),
+      temperature: z.number().positive().default(1.0).describe("`peftctl eval`: softmax temperature when sampling."),
+      top_p: z.number().gt(0).lte(1).default(1.0).describe("`peftctl eval`: nucleus sampling, the smallest set of tokens with this much probability (1: off)."),
+      top_k: nonNegativeInt.default(50).describe("`peftctl eval`: sample among the k likeliest tokens (0: off)."),
+      num_beams: positiveInt.default(1).describe("`peftctl eval`: beams of beam search (1: none)."),
+      min_new_tokens: nonNegativeInt.default(0).describe("`peftctl eval`: the end of turn is not allowed before this many tokens."),
+      no_repeat_ngram_size: nonNegativeInt.default(0).describe("`peftctl eval`: no n-gram of this size occurs twice in a response (0: off)."),
+      repetition_penalty: z.number().positive().default(1.0).describe("`peftctl eval`: divides the logits of tokens already in the prompt or response (1: off)."),
+      seed: nonNegativeInt.default(0).describe("`peftctl eval`: seed of the sampling (each batch is seeded with seed + its first row's index)."),
+      batch_size: positiveInt.default(8).describe("`peftctl eval`: prompts generated together (left-padded, with a key/value cache)."),
     })
     .prefault({})
     .describe("Responses generated on the test split after training, for the text metrics."),

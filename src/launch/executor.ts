@@ -9,6 +9,14 @@
 import type { ShimEvent } from "../runs/events.ts";
 import type { RunRef, RunStatus } from "../runs/store.ts";
 
+/**
+ * What the shim is started for: training (`train`, the default), or `generate` for `peftctl eval`:
+ * responses written to `outDir` (settings.json, generations.jsonl, events.jsonl, stdout.log,
+ * stderr.log), `args` the generate subcommand's own (--split, --limit, --adapter | --base). A generate
+ * task runs in one process on the first of `devices`.
+ */
+export type ShimTask = { kind: "train" } | { kind: "generate"; outDir: string; args: string[] };
+
 export type StartRequest = {
   run: RunRef;
   /** 1-based; passed to the shim as --attempt. */
@@ -21,6 +29,8 @@ export type StartRequest = {
   processes: number;
   /** The micro-batch this attempt trains with: job.json's, or a smaller one after running out of memory. */
   microBatchSize: number;
+  /** Default: train. */
+  task?: ShimTask;
 };
 
 /** How one attempt ended. Never thrown: a failed job is data, not an exception. */

@@ -6,9 +6,10 @@
  * writing (the orphan case, handled in orphans.ts), and a terminal's Ctrl-C reaches it only through
  * the controller, which sends SIGTERM to the whole group (torchrun and its workers included).
  * Events are followed from events.jsonl, which the shim appends to, so an orphan's events can be
- * read by a later controller the same way.
+ * read by a later controller the same way. A `generate` task (`peftctl eval`, StartRequest.task) runs
+ * `python -m peftshim generate` the same way, its events and logs in the task's output directory.
  */
-import { closeSync, openSync, readFileSync, watch, type FSWatcher } from "node:fs";
+import { closeSync, mkdirSync, openSync, readFileSync, watch, type FSWatcher } from "node:fs";
 import path from "node:path";
 import { execa } from "execa";
 import type { ShimEvent } from "../runs/events.ts";
@@ -32,6 +33,11 @@ export type LocalExecutorOptions = {
  */
 export function shimCommand(request: StartRequest, plannedMicroBatchSize: number, env: NodeJS.ProcessEnv): { file: string; args: string[] } {
   const python = shimPython(env);
+  const task = request.task;
+  if (task?.kind === "generate") {
+    const generateArgs = ["generate", "--job", runFile(request.run.dir, "job"), "--out", task.outDir, ...task.args];
+    return { file: python, args: env.PEFTCTL_SHIM_SCRIPT ? [env.PEFTCTL_SHIM_SCRIPT, ...generateArgs] : ["-m", "peftshim", ...generateArgs] };
+  }
   const jobArgs = ["train", "--job", runFile(request.run.dir, "job"), "--attempt", String(request.attempt)];
   if (request.microBatchSize !== plannedMicroBatchSize) jobArgs.push("--micro-batch-size", String(request.microBatchSize));
   if (request.resume) jobArgs.push("--resume");
@@ -43,6 +49,18 @@ export function shimCommand(request: StartRequest, plannedMicroBatchSize: number
     return { file: python, args: [...launcher, "-m", "peftshim", ...jobArgs] };
   }
   return { file: python, args: ["-m", "peftshim", ...jobArgs] };
+}
+
+/** Where an attempt's events and logs go: the run dir for training, the output dir of a generate task. */
+function taskFiles(request: StartRequest): { dir: string; events: string; stdout: string; stderr: string } {
+  const task = request.task;
+  if (task?.kind === "generate") {
+    mkdirSync(task.outDir, { recursive: true });
+    const inOut = (name: string) => path.join(task.outDir, name);
+    return { dir: task.outDir, events: inOut("events.jsonl"), stdout: inOut("stdout.log"), stderr: inOut("stderr.log") };
+  }
+  const dir = request.run.dir;
+  return { dir, events: runFile(dir, "events"), stdout: runFile(dir, "stdout"), stderr: runFile(dir, "stderr") };
 }
 
 /** The last lines of a log written since `fromOffset`: what a failed attempt said last. */
@@ -77,19 +95,21 @@ export class LocalExecutor implements Executor {
 
   async start(request: StartRequest): Promise<JobHandle> {
     const { dir } = request.run;
-    const stderrFile = runFile(dir, "stderr");
+    const files = taskFiles(request);
+    const stderrFile = files.stderr;
     const stderrOffset = fileSize(stderrFile);
-    const tail = new EventTail(runFile(dir, "events"));
+    const tail = new EventTail(files.events);
     const { file, args } = shimCommand(request, readJob(dir).train.micro_batch_size, this.env);
-    const onGpu = request.devices[0] !== "cpu";
+    const devices = request.task?.kind === "generate" ? request.devices.slice(0, 1) : request.devices;
+    const onGpu = devices[0] !== "cpu";
     // File descriptors, not execa's { file } (which pipes through this process): the shim must keep
     // writing its logs after a kill -9 of the controller.
-    const stdoutFd = openSync(runFile(dir, "stdout"), "a");
+    const stdoutFd = openSync(files.stdout, "a");
     const stderrFd = openSync(stderrFile, "a");
     const startedAt = Date.now();
     const child = execa(file, args, {
       cwd: path.dirname(dir),
-      env: { ...shimEnv(this.env), CUDA_VISIBLE_DEVICES: onGpu ? request.devices.join(",") : "", PEFTCTL_NPROC: String(request.processes) },
+      env: { ...shimEnv(this.env), CUDA_VISIBLE_DEVICES: onGpu ? devices.join(",") : "", PEFTCTL_NPROC: String(request.processes) },
       extendEnv: false,
       detached: true,
       cleanup: false, // the controller decides what happens to its jobs on exit, not a signal-exit hook
@@ -123,7 +143,7 @@ export class LocalExecutor implements Executor {
     // fs.watch for low latency where it works; the interval for filesystems where it does not.
     let watcher: FSWatcher | undefined;
     try {
-      watcher = watch(dir, { persistent: false }, () => deliver());
+      watcher = watch(files.dir, { persistent: false }, () => deliver());
       watcher.on("error", () => watcher?.close());
     } catch {
       watcher = undefined;

@@ -8,6 +8,7 @@
  * spec's schema_version.
  */
 import path from "node:path";
+import { EvalSchema } from "../config/schema.ts";
 import type { JobSection } from "../config/sweep-points.ts";
 import { canonicalJson, sha256Hex } from "../config/canonical.ts";
 
@@ -25,9 +26,13 @@ export const DERIVED_FIELDS: Readonly<Partial<Record<JobSection, readonly string
 /**
  * Fields added after run ids were first issued, by dotted path inside their section, with the value
  * every earlier job implicitly had: hashed only when set to something else, so that earlier runs keep
- * their ids and fingerprints.
+ * their ids and fingerprints. eval.generate's decoding settings (`peftctl eval`) count at their schema defaults.
  */
-export const LATER_FIELDS: Readonly<Partial<Record<JobSection, Readonly<Record<string, unknown>>>>> = { train: { compile: false } };
+const DECODING_SETTINGS = ["do_sample", "temperature", "top_p", "top_k", "num_beams", "min_new_tokens", "no_repeat_ngram_size", "repetition_penalty", "seed", "batch_size"] as const;
+export const LATER_FIELDS: Readonly<Partial<Record<JobSection, Readonly<Record<string, unknown>>>>> = {
+  train: { compile: false },
+  eval: Object.fromEntries(DECODING_SETTINGS.map((key) => [`generate.${key}`, EvalSchema.shape.generate.parse(undefined)[key]])),
+};
 
 type HashedSection = (typeof RUN_ID_SECTIONS)[number];
 

@@ -55,17 +55,21 @@ export type JobSpec = z.output<typeof JobSpecSchema>;
 
 /**
  * A job.json as read from disk, brought to the current schema_version. One step per version:
- * version 1 (before train.compile and train.micro_batches_per_step) gains both. The shim has the
+ * version 1 (before train.compile and train.micro_batches_per_step) gains both; a version 2 file from
+ * before eval.generate's decoding settings gains their defaults (withGenerateDefaults). The shim has the
  * matching step (spec.py); nothing else special-cases old files.
  */
 export function migrateJob(raw: unknown): unknown {
   if (typeof raw !== "object" || raw === null || (raw as { schema_version?: unknown }).schema_version !== 1) return raw;
-  const v1 = raw as { train: Record<string, unknown>; resources: { gpus: number } };
+  const v1 = raw as { train: Record<string, unknown>; resources: { gpus: number }; eval: { generate?: unknown } };
   const accumulation = v1.train.gradient_accumulation_steps as number;
+  // eval.generate's decoding settings came with version 2: their defaults, from the schema itself.
+  const generate = EvalSchema.shape.generate.safeParse(v1.eval?.generate);
   return {
     ...v1,
     schema_version: 2,
     train: { compile: false, ...v1.train, micro_batches_per_step: accumulation * dataParallelDevices(v1.resources.gpus) },
+    ...(generate.success ? { eval: { ...v1.eval, generate: generate.data } } : {}),
   };
 }
 

@@ -14,7 +14,8 @@ export const COLUMN_NOTES = [
   "  '<=' an upper bound (no data file to measure), '?' unknown",
 ];
 
-function methodLabel(method: PlannedJob["spec"]["method"]): string {
+/** "lora r8", "adapter len10", "prefix 20vt", "full": a job's method in a few characters (also the results table's row labels). */
+export function methodLabel(method: PlannedJob["spec"]["method"]): string {
   switch (method.kind) {
     case "lora":
       return `lora r${method.r}`;

@@ -11,7 +11,7 @@ describe("ExperimentSchema", () => {
     expect(experiment.method).toEqual({ kind: "lora", r: 8, alpha: 16, dropout: 0.05, target_modules: ["q_proj", "v_proj"], use_dora: false, use_rslora: false, bias: "none" });
     expect(experiment.data.split).toEqual({ train: 0.8, valid: 0.1, test: 0.1, seed: 42 });
     expect(experiment.train).toMatchObject({ lr: 3e-4, batch_size: 128, micro_batch_size: 4, warmup_steps: 100, weight_decay: 0, seed: 1337 });
-    expect(experiment.eval.generate).toEqual({ max_new_tokens: 64, samples: 200 });
+    expect(experiment.eval.generate).toEqual({ max_new_tokens: 64, samples: 200, do_sample: false, temperature: 1, top_p: 1, top_k: 50, num_beams: 1, min_new_tokens: 0, no_repeat_ngram_size: 0, repetition_penalty: 1, seed: 0, batch_size: 8 });
     expect(experiment.checkpoint).toEqual({ every_steps: 200, keep_last: 2, keep_adapters: "best" });
     expect(experiment.resources).toEqual({ executor: "local", gpus: 1, gpu_memory_gb: 80, retries: 2 });
     expect(experiment.hub).toBeUndefined();

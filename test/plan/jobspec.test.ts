@@ -36,6 +36,15 @@ describe("job spec", () => {
     expect((migrateJob(asVersion1(gpuJob)) as typeof current).train.micro_batches_per_step).toBe(2);
   });
 
+  test("version 1 had no decoding settings: migrating gives them the schema's defaults", async () => {
+    const current = await smokeJob();
+    const { max_new_tokens, samples } = current.eval.generate;
+    const v1 = asVersion1(current) as typeof current;
+    const old = { ...v1, eval: { ...v1.eval, generate: { max_new_tokens, samples } } };
+    expect(migrateJob(old)).toEqual(current);
+    expect(migrateJob(current)).toBe(current); // a version 2 file is left as it is
+  });
+
   test("the run store reads an old job.json as the current version and leaves the file as it was", async () => {
     const dir = mkdtempSync(path.join(os.tmpdir(), "peftctl-job-"));
     const old = `${JSON.stringify(asVersion1(await smokeJob()), null, 2)}\n`;

@@ -1,13 +1,17 @@
 import type { Command } from "commander";
+import { registerEval } from "./eval.ts";
 import { registerGc } from "./gc.ts";
+import { registerHumanEval } from "./human-eval.ts";
 import { registerLogs } from "./logs.ts";
 import { registerLs } from "./ls.ts";
 import { registerPlan } from "./plan.ts";
 import { registerPush } from "./push.ts";
 import { registerResume } from "./resume.ts";
 import { registerRun } from "./run.ts";
+import { registerScore } from "./score.ts";
 import { registerStatus } from "./status.ts";
 import { registerStop } from "./stop.ts";
+import { registerTable } from "./table.ts";
 import { registerValidate } from "./validate.ts";
 
 /** Each command lives in its own file (src/cli/commands/<name>.ts); this is the order of `--help`. */
@@ -22,4 +26,8 @@ export const commands: Array<(program: Command) => void> = [
   registerLs,
   registerGc,
   registerPush,
+  registerEval,
+  registerScore,
+  registerHumanEval,
+  registerTable,
 ];
