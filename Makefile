@@ -22,6 +22,8 @@ $(VENV)/.installed: python/requirements.txt python/requirements-dev.txt python/r
 
 demo: install
 	./bin/peftctl.js run configs/smoke.yaml
+	./bin/peftctl.js eval smoke
+	./bin/peftctl.js table smoke
 
 test: install typecheck test-py test-ts
 
@@ -38,6 +40,7 @@ bench: install
 	npx tsx bench/plan.ts
 	npx tsx bench/schedule.ts
 	$(PY) bench/throughput.py
+	$(PY) bench/generate.py
 
 clean:
 	rm -rf node_modules $(VENV) .cache

@@ -9,7 +9,10 @@
 #    layers, and the smoke training of every method in bf16 with fused AdamW (PEFTSHIM_TEST_GPUS=1);
 # 2. bench/throughput.py on builtin:llama-7b-shape, LoRA r=8 q,v, 8 x 1024: shim (sdpa) against the
 #    padded baseline, the issue's figures (real tokens/s, ratio, peak GiB, MFU);
-# 3. the shim alone with compiled decoder layers (train.compile), sdpa, then flex_attention.
+# 3. bench/generate.py on builtin:llama-7b-shape, bf16: `peftctl eval`'s left-padded batches (16) against
+#    training's one-prompt-at-a-time samples, 32 prompts x 32 new tokens (generated tokens/s, ratio,
+#    identical responses);
+# 4. the shim alone with compiled decoder layers (train.compile), sdpa, then flex_attention.
 # Steps run in that order of priority, each within its own limit and what is left of 9 minutes; a
 # step that fails or times out does not stop the next.
 set -uo pipefail
@@ -41,5 +44,6 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$out
 step pytest-cuda 160 env PEFTSHIM_TEST_GPUS=1 "$python" -m pytest -q -p no:cacheprovider \
   python/tests/test_packing.py python/tests/test_loss.py python/tests/test_compile.py python/tests/test_train.py
 step throughput-sdpa 170 "$python" bench/throughput.py --attn sdpa
+step generate 100 "$python" bench/generate.py --device cuda
 step throughput-sdpa-compiled 150 "$python" bench/throughput.py --only shim --attn sdpa --compile --warmup 4
 step throughput-flex-compiled 150 "$python" bench/throughput.py --only shim --attn flex_attention --compile --warmup 4

@@ -126,6 +126,11 @@ def build_examples(
     return examples, truncated
 
 
+def generation_budget(max_length: int, max_new_tokens: int) -> int:
+    """Prompt tokens left for a prompt that must fit `max_length` together with its response."""
+    return max(1, max_length - max_new_tokens)
+
+
 def prompt_ids(dialogue: Dialogue, tokenizer: Any, *, max_length: int, strategy: str) -> list[int]:
     """Token ids that ask for the next assistant turn after `dialogue` (for generation at eval time),
     built from the same segments as the training prompts."""

@@ -31,7 +31,7 @@ import torch
 from peftshim.contract import EXIT_DONE, EXIT_INTERRUPTED
 from peftshim.dialogues import Dialogue, Turn, read_dialogues, split_dialogues
 from peftshim.events import EventWriter
-from peftshim.examples import prompt_ids, training_text
+from peftshim.examples import generation_budget, prompt_ids, training_text
 from peftshim.files import fsync_path, write_json_atomic
 from peftshim.spec import FullMethod, GenerateSpec, JobSpec, SpecError
 
@@ -93,7 +93,7 @@ def dialogue_rows(dialogue: Dialogue, index: int) -> list[Row]:
 
 def prompt_budget(spec: JobSpec) -> int:
     """Prompt tokens: the training length less the response's, as training's samples (train.py) have it."""
-    return max(1, spec.data.max_length - spec.eval.generate.max_new_tokens)
+    return generation_budget(spec.data.max_length, spec.eval.generate.max_new_tokens)
 
 
 def row_prompt(row: Row, tokenizer: Any, spec: JobSpec) -> list[int]:

@@ -26,9 +26,8 @@ from peftshim import checkpoint as ckpt
 from peftshim.contract import EXIT_DONE, EXIT_INTERRUPTED
 from peftshim.dialogues import DataError, DataStats, Dialogue, Turn, data_fingerprint, read_dialogues, split_dialogues
 from peftshim.events import EventWriter
-from peftshim.examples import TEMPLATE_VERSION, Example, build_examples, prompt_ids, training_text
+from peftshim.examples import TEMPLATE_VERSION, Example, build_examples, generation_budget, prompt_ids, training_text
 from peftshim.files import write_dir_atomic, write_json_atomic, write_text_atomic
-from peftshim.generate import prompt_budget
 from peftshim.loss import target_loss
 from peftshim.methods import apply_method, count_parameters, save_trainable, supports_packing
 from peftshim.model import compile_decoder_layers, load_base_model, resolve_dtype
@@ -565,7 +564,7 @@ def generate_samples(model: Any, tokenizer: Any, spec: JobSpec, dialogues: Seque
                      device: torch.device) -> list[dict[str, Any]]:
     """Greedy responses to test-split contexts, for the paper-style metrics (eval.generate)."""
     settings = spec.eval.generate
-    budget = prompt_budget(spec)
+    budget = generation_budget(spec.data.max_length, settings.max_new_tokens)
     samples: list[dict[str, Any]] = []
     model.eval()
     # Decoding grows the key/value cache one token at a time: compiled layers (train.compile) would

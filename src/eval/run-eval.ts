@@ -21,7 +21,8 @@ import { LocalExecutor } from "../launch/local.ts";
 import type { JobSpec } from "../plan/jobspec.ts";
 import { parseEventLine, ShimExit, type ShimEvent } from "../runs/events.ts";
 import { readJob, readStatus, requireRuns, runFile, writeJsonAtomic, type RunRef } from "../runs/store.ts";
-import { scorePairs, type MetricsReport } from "./score.ts";
+import { METRICS_FILE, type MetricsReport } from "../runs/eval-metrics.ts";
+import { scorePairs } from "./score.ts";
 
 export const EVAL_SPLITS = ["test", "valid"] as const;
 export type EvalSplit = (typeof EVAL_SPLITS)[number];
@@ -51,7 +52,6 @@ export type EvalTarget = {
 };
 
 export const GENERATIONS_FILE = "generations.jsonl";
-export const METRICS_FILE = "metrics.json";
 
 export function evalDirName(settings: EvalSettings): string {
   return `${settings.split}-${sha256Hex(canonicalJson(settings)).slice(0, 8)}`;

@@ -10,43 +10,8 @@
  */
 import { execa } from "execa";
 import { UserError } from "../errors.ts";
+import type { MetricsReport } from "../runs/eval-metrics.ts";
 import { shimEnv, shimPython } from "../shim.ts";
-
-/** Every metric the scorer reports, in its order; null: not computable here (no vectors, no strategy labels). */
-export const METRIC_NAMES = [
-  "bleu-1",
-  "bleu-2",
-  "bleu-3",
-  "bleu-4",
-  "rouge-l",
-  "meteor",
-  "vector_extrema",
-  "embedding_average",
-  "greedy_matching",
-  "dist-1",
-  "dist-2",
-  "dist-3",
-  "dist-1-standard",
-  "dist-2-standard",
-  "dist-3-standard",
-  "strategy_accuracy",
-  "strategy_macro_f1",
-] as const;
-
-export type MetricName = (typeof METRIC_NAMES)[number];
-
-/** What `python -m peftmetrics score` prints. */
-export type MetricsReport = {
-  /** Fractions in [0, 1]; null where the metric is not computable (see METRIC_NAMES). */
-  metrics: Record<MetricName, number | null>;
-  pairs: number;
-  /** Pairs with both `reference_strategy` and `predicted_strategy`. */
-  strategy_pairs: number;
-  /** "punkt" (nltk's model from NLTK_DATA) or "punkt-untrained" (no punkt data). */
-  tokenizer: string;
-  /** The word vectors used, or null. */
-  embeddings: string | null;
-};
 
 export type ScoreOptions = {
   /** The pairs file (JSON Lines); relative to the current directory. */

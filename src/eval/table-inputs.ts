@@ -3,49 +3,15 @@
  * (written by `peftctl eval`), and the human-evaluation scores of human-eval.json files (written by
  * `peftctl human-eval import`). The table itself is built by table.ts.
  */
-import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
+import { existsSync, readFileSync, statSync } from "node:fs";
 import path from "node:path";
 import { UserError } from "../errors.ts";
+import { findMetrics } from "../runs/eval-metrics.ts";
 import { readJob, requireRuns, type RunRef } from "../runs/store.ts";
 import type { Criterion } from "./human-eval/sheet.ts";
 import type { Summary } from "./human-eval/score.ts";
 import { RESULT_FILE } from "./human-eval/io.ts";
-import type { MetricsReport } from "./score.ts";
 import type { TableRunInput } from "./table.ts";
-
-export const METRICS_FILE = "metrics.json";
-
-export type FoundMetrics = { file: string; report: MetricsReport; candidates: number };
-
-/**
- * The newest (by mtime) `eval/<split>-*`/metrics.json of a run; null when it has none. A file that
- * is not a metrics report is reported in `problems` and skipped.
- */
-export function findMetrics(run: RunRef, split: string, problems: string[] = []): FoundMetrics | null {
-  const evalDir = path.join(run.dir, "eval");
-  const names = existsSync(evalDir) ? readdirSync(evalDir).filter((name) => name.startsWith(`${split}-`)) : [];
-  const files = names
-    .map((name) => path.join(evalDir, name, METRICS_FILE))
-    .filter((file) => existsSync(file))
-    .map((file) => ({ file, mtime: statSync(file).mtimeMs }))
-    .sort((a, b) => b.mtime - a.mtime || (a.file < b.file ? 1 : -1));
-  for (const { file } of files) {
-    let report: unknown;
-    try {
-      report = JSON.parse(readFileSync(file, "utf8"));
-    } catch (error) {
-      problems.push(`${file}: not JSON (${(error as Error).message}); skipped`);
-      continue;
-    }
-    const r = report as Partial<MetricsReport> | null;
-    if (r === null || typeof r !== "object" || typeof r.metrics !== "object" || r.metrics === null) {
-      problems.push(`${file}: not a metrics report (no "metrics" object); skipped`);
-      continue;
-    }
-    return { file, report: r as MetricsReport, candidates: files.length };
-  }
-  return null;
-}
 
 /** system (`<experiment>/<run_id>`) -> criterion -> summary, from human-eval.json files; a later file wins for a system in two. */
 export type HumanScores = Map<string, Partial<Record<Criterion, Summary>>>;

@@ -12,7 +12,7 @@ import { formatSweepNumber } from "../plan/runid.ts";
 import { methodLabel } from "../report/plan-table.ts";
 import { CRITERIA, type Criterion } from "./human-eval/sheet.ts";
 import type { Summary } from "./human-eval/score.ts";
-import type { MetricName, MetricsReport } from "./score.ts";
+import type { MetricName, MetricsReport } from "../runs/eval-metrics.ts";
 
 /** The automatic metrics the paper's table shows, in its order. */
 export const TABLE_METRICS = [

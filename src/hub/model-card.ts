@@ -1,4 +1,5 @@
 import { stringify } from "yaml";
+import type { MetricName, MetricsReport } from "../runs/eval-metrics.ts";
 import type { JobSpec } from "../plan/jobspec.ts";
 import type { EventsSummary } from "./summarize-events.ts";
 import type { PushTarget } from "./types.ts";
@@ -32,6 +33,30 @@ function evalMetrics(summary: EventsSummary): { loss?: number; perplexity?: numb
   if (last) return { loss: last.loss, perplexity: last.perplexity, step: last.step };
   const metrics = summary.final_metrics;
   return { loss: metrics.eval_loss, perplexity: metrics.eval_perplexity ?? metrics.perplexity };
+}
+
+/** The test metrics a card shows, in the ExTES paper's order: report key, Hub metric type, printed name. */
+const TEST_METRICS: Array<[MetricName, string, string]> = [
+  ["bleu-1", "bleu", "BLEU-1"],
+  ["bleu-2", "bleu", "BLEU-2"],
+  ["bleu-3", "bleu", "BLEU-3"],
+  ["bleu-4", "bleu", "BLEU-4"],
+  ["rouge-l", "rouge", "ROUGE-L"],
+  ["meteor", "meteor", "METEOR"],
+  ["vector_extrema", "vector_extrema", "Vector Extrema"],
+  ["dist-1", "distinct-1", "Distinct-1"],
+  ["dist-2", "distinct-2", "Distinct-2"],
+  ["dist-3", "distinct-3", "Distinct-3"],
+];
+
+/** The report's fractions x100, rounded to 2 digits as papers print them; metrics not computed (null) are left out. */
+function testMetrics(report: MetricsReport): Array<{ type: string; value: number; name: string }> {
+  const metrics: Array<{ type: string; value: number; name: string }> = [];
+  for (const [key, type, name] of TEST_METRICS) {
+    const value = report.metrics[key];
+    if (typeof value === "number" && Number.isFinite(value)) metrics.push({ type, value: Math.round(value * 10000) / 100, name });
+  }
+  return metrics;
 }
 
 function format(value: unknown): string {
@@ -80,10 +105,12 @@ function loadSnippet(job: JobSpec, target: PushTarget): string {
 
 /**
  * README.md of a pushed run: YAML metadata the Hub indexes (base model, library, tags, datasets,
- * license, eval results as model-index) and a body saying how to load it and how it was trained.
+ * license, eval results as model-index: the validation loss and, when the run was evaluated with
+ * `peftctl eval`, the test metrics of its newest eval/test-<hash>/metrics.json) and a body saying how to load
+ * it, how it was trained and how it scored.
  * Deterministic for a given run (no push time in it), so pushing an unchanged run changes nothing.
  */
-export function renderModelCard(input: { job: JobSpec; summary: EventsSummary; target: PushTarget }): string {
+export function renderModelCard(input: { job: JobSpec; summary: EventsSummary; target: PushTarget; testMetrics?: MetricsReport | null }): string {
   const { job, summary, target } = input;
   const builtin = isBuiltinBase(job.model.base);
   const isPeft = job.method.kind !== "full";
@@ -92,12 +119,14 @@ export function renderModelCard(input: { job: JobSpec; summary: EventsSummary; t
   const repoName = target.repo.slice(target.repo.indexOf("/") + 1);
   const dataName = job.data.path.split(/[\\/]/).pop() ?? job.data.path;
 
-  const results =
+  const dataset = { name: datasets[0] ?? dataName, type: datasets[0] ?? job.data.format };
+  const test = input.testMetrics ? testMetrics(input.testMetrics) : [];
+  const results: Array<Record<string, unknown>> =
     metrics.loss !== undefined
       ? [
           {
             task: { type: "text-generation", name: "Text Generation" },
-            dataset: { name: datasets[0] ?? dataName, type: datasets[0] ?? job.data.format, split: "validation" },
+            dataset: { ...dataset, split: "validation" },
             metrics: [
               { type: "loss", value: metrics.loss, name: "Eval loss" },
               ...(metrics.perplexity !== undefined ? [{ type: "perplexity", value: metrics.perplexity, name: "Eval perplexity" }] : []),
@@ -105,6 +134,7 @@ export function renderModelCard(input: { job: JobSpec; summary: EventsSummary; t
           },
         ]
       : [];
+  if (test.length > 0) results.push({ task: { type: "text-generation", name: "Text Generation" }, dataset: { ...dataset, split: "test" }, metrics: test });
   const metadata: Record<string, unknown> = {
     ...(builtin ? {} : { base_model: job.model.base }),
     library_name: isPeft ? "peft" : "transformers",
@@ -141,6 +171,21 @@ export function renderModelCard(input: { job: JobSpec; summary: EventsSummary; t
     for (const point of summary.eval) lossLines.push(`| ${point.step} | ${format(point.loss)} | ${format(point.perplexity)} |`);
   }
 
+  const evaluationLines: string[] = [];
+  if (test.length > 0) {
+    const pairs = input.testMetrics!.pairs;
+    evaluationLines.push(
+      "## Evaluation",
+      "",
+      `Automatic metrics of \`peftctl eval\` on the test split (${pairs} response${pairs === 1 ? "" : "s"}), as fractions x100 rounded to 2 digits as papers print them (the \`model-index\` above has the same values).`,
+      "",
+      "| metric | test |",
+      "| --- | --- |",
+      ...test.map((metric) => `| ${metric.name} | ${metric.value.toFixed(2)} |`),
+      "",
+    );
+  }
+
   const sweepEntries = Object.entries(job.sweep_values);
   const body = [
     `# ${repoName}`,
@@ -166,6 +211,7 @@ export function renderModelCard(input: { job: JobSpec; summary: EventsSummary; t
     "",
     ...lossLines,
     "",
+    ...evaluationLines,
     "## Sweep values",
     "",
     sweepEntries.length > 0 ? table(sweepEntries) : "This run is not part of a sweep.",

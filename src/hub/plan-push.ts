@@ -1,6 +1,7 @@
 import { existsSync, openAsBlob, readdirSync, readFileSync, statSync } from "node:fs";
 import path from "node:path";
 import { UserError } from "../errors.ts";
+import { findMetrics } from "../runs/eval-metrics.ts";
 import { hasRun, readEvents, readJob, readStatus, runFile } from "../runs/store.ts";
 import { hubEndpoint } from "./hub-endpoint.ts";
 import { renderModelCard } from "./model-card.ts";
@@ -51,7 +52,8 @@ export async function planPush(runDir: string, options: Pick<PushOptions, "repo"
   }
 
   const summary = summarizeEvents(readEvents(runDir));
-  files.push(generated("README.md", renderModelCard({ job, summary, target })));
+  const testMetrics = findMetrics({ dir: runDir }, "test")?.report ?? null;
+  files.push(generated("README.md", renderModelCard({ job, summary, target, testMetrics })));
   files.push(generated(`${BUNDLE_DIR}/job.json`, json(job)));
   const envFile = runFile(runDir, "env");
   if (existsSync(envFile)) files.push(generated(`${BUNDLE_DIR}/env.json`, readFileSync(envFile, "utf8")));

@@ -1,5 +1,5 @@
 /** The table of `peftctl score`: one row per metric, values as fractions in [0, 1], "n/a" where not computable. */
-import { METRIC_NAMES, type MetricsReport } from "../eval/score.ts";
+import { METRIC_NAMES, type MetricsReport } from "../runs/eval-metrics.ts";
 import { renderTable } from "./format.ts";
 
 const NOTES: Partial<Record<(typeof METRIC_NAMES)[number], string>> = {

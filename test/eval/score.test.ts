@@ -9,7 +9,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { execa } from "execa";
 import { describe, expect, it } from "vitest";
-import { METRIC_NAMES, type MetricsReport } from "../../src/eval/score.ts";
+import { METRIC_NAMES, type MetricsReport } from "../../src/runs/eval-metrics.ts";
 import { renderMetricsTable } from "../../src/report/metrics-table.ts";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");

@@ -5,7 +5,7 @@ import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { loadExperiment } from "../../src/config/index.ts";
 import { CRITERIA, type Criterion } from "../../src/eval/human-eval/sheet.ts";
-import { METRIC_NAMES, type MetricName, type MetricsReport } from "../../src/eval/score.ts";
+import { METRIC_NAMES, type MetricName, type MetricsReport } from "../../src/runs/eval-metrics.ts";
 import { buildResultsTable, defaultLabel, seedGroupKey, type TableRunInput } from "../../src/eval/table.ts";
 import { planExperiment } from "../../src/plan/index.ts";
 import type { JobSpec } from "../../src/plan/jobspec.ts";

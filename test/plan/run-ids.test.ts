@@ -18,6 +18,7 @@ const ISSUED: Array<[config: string, set: string[], ids: Array<[runId: string, f
   ["configs/extes/dialogpt-medium-full.yaml", [], [["extes-dialogpt-medium-full-4bdb9d", "2ee72f51c9b5"]]],
   ["configs/extes/llama-7b-adapter.yaml", [], [["extes-llama7b-adapter-2fe36c", "bcfcd0a80604"]]],
   ["configs/extes/llama-7b-lora.yaml", [], [["extes-llama7b-lora-0ede96", "bdb1a6736db8"]]],
+  ["configs/extes/llama-7b-lora-no-strategy.yaml", [], [["extes-llama7b-lora-no-strategy-a19283", "edb5c6eb3be4"]]],
   [
     "configs/extes/lora-rank-sweep.yaml",
     [],
