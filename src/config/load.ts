@@ -229,7 +229,7 @@ export async function checkExperiment(file: string, options: LoadOptions = {}): 
   const warn = (keyPath: KeyPath, message: string, anchor?: Anchor) => collector.add("warning", origins, keyPath, message, anchor);
   const parsed = ExperimentSchema.safeParse(root, { reportInput: true });
   if (!parsed.success) reportIssues(parsed.error.issues, root, report);
-  checkRules(root, report, warn);
+  checkRules(root, report, warn, parsed.success ? parsed.data : undefined);
   const dataPathHasError = collector.diagnostics.some((d) => d.severity === "error" && d.path === "data.path");
   if (dataPath !== undefined && !dataPathHasError && !(await isFile(dataPath))) {
     warn(["data", "path"], `data file not found: ${displayPath(dataPath)} (validation goes on; a run needs it)`);

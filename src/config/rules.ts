@@ -6,7 +6,7 @@
  * A rule reads fields through `get`, which gives a field's parsed value (its default when absent)
  * or undefined when the field itself is invalid: a typo elsewhere in a section must not hide a rule.
  */
-import { ExperimentSchema, SweepSchema } from "./schema.ts";
+import { ExperimentSchema, SweepSchema, type Experiment } from "./schema.ts";
 import { batchLayout } from "./batch.ts";
 import type { KeyPath } from "./diagnostics.ts";
 import { reportIssues, type Report } from "./issues.ts";
@@ -144,7 +144,8 @@ function runRule(rule: CrossFieldRule, get: Get, isSet: (field: string) => boole
 
 const CROSS_FIELD_RULES: readonly CrossFieldRule[] = [batchRule, prefixTrainingRule, ia3FeedforwardRule, halfPrecisionFullRule, splitRule, intervalsRule];
 
-export function checkRules(root: unknown, report: Report, warn: Report): void {
+/** `experiment`: the schema's parse of `root` when it succeeded (the loader has it), for the sweep points. */
+export function checkRules(root: unknown, report: Report, warn: Report, experiment?: Experiment): void {
   if (!isPlainObject(root)) return;
   const sink = { error: report, warning: warn };
   for (const rule of CROSS_FIELD_RULES) {
@@ -153,7 +154,7 @@ export function checkRules(root: unknown, report: Report, warn: Report): void {
       sink[rule.severity](setIn(root, field) ? field.split(".") : field.split(".").slice(0, 1), finding.message);
     }
   }
-  if (checkSweep(root, report, warn)) checkSweepPoints(root, report, warn);
+  if (experiment && checkSweep(root, report, warn)) checkSweepPoints(root, experiment, report, warn);
 }
 
 /** A field of the raw config, parsed by its own schema: its default when absent, undefined when invalid. */
@@ -300,10 +301,9 @@ function checkRange(root: Record<string, unknown>, key: string, range: { min: nu
  * and every cross-field rule that reads a swept key, reported at the sweep. Each rule runs once per
  * distinct combination of the swept values it reads.
  */
-function checkSweepPoints(root: Record<string, unknown>, report: Report, warn: Report): void {
-  const parsed = ExperimentSchema.safeParse(root);
-  if (!parsed.success || parsed.data.sweep === undefined) return;
-  const { sweep, ...config } = parsed.data;
+function checkSweepPoints(root: Record<string, unknown>, experiment: Experiment, report: Report, warn: Report): void {
+  if (experiment.sweep === undefined) return;
+  const { sweep, ...config } = experiment;
   const sweptKeys = Object.keys(sweep.parameters);
   const resolve = pointResolver(config as JobConfig);
   const sink = { error: report, warning: warn };

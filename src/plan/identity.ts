@@ -29,9 +29,10 @@ export const DERIVED_FIELDS: Readonly<Partial<Record<JobSection, readonly string
  * their ids and fingerprints. eval.generate's decoding settings (`peftctl eval`) count at their schema defaults.
  */
 const DECODING_SETTINGS = ["do_sample", "temperature", "top_p", "top_k", "num_beams", "min_new_tokens", "no_repeat_ngram_size", "repetition_penalty", "seed", "batch_size"] as const;
+const generateDefaults = EvalSchema.shape.generate.parse(undefined);
 export const LATER_FIELDS: Readonly<Partial<Record<JobSection, Readonly<Record<string, unknown>>>>> = {
   train: { compile: false },
-  eval: Object.fromEntries(DECODING_SETTINGS.map((key) => [`generate.${key}`, EvalSchema.shape.generate.parse(undefined)[key]])),
+  eval: Object.fromEntries(DECODING_SETTINGS.map((key) => [`generate.${key}`, generateDefaults[key]])),
 };
 
 type HashedSection = (typeof RUN_ID_SECTIONS)[number];
