@@ -4,11 +4,18 @@ VENV := .venv
 PY := $(VENV)/bin/python
 # torch==2.13.0 (pinned in python/requirements.txt) is the CPU build; GPU hosts use Dockerfile.gpu.
 
-.PHONY: demo test install test-ts test-py typecheck bench clean
+.PHONY: demo test install test-servers test-ts test-py typecheck bench soak clean
 
 install: node_modules/.installed $(VENV)/.installed
 
+# The servers the integration tests start on loopback (a one-node Slurm cluster, ...), from Debian packages.
+test-servers:
+	bash scripts/install-test-servers.sh
+
+# chromium: the headless browser the `peftctl report` tests drive through puppeteer-core (a devDependency),
+# installed with the node packages so that a checkout whose package.json gained it gets it too
 node_modules/.installed: package.json package-lock.json
+	command -v chromium >/dev/null || { apt-get update && apt-get install -y --no-install-recommends chromium; }
 	npm ci --no-audit --no-fund
 	touch $@
 
@@ -25,7 +32,7 @@ demo: install
 	./bin/peftctl.js eval smoke
 	./bin/peftctl.js table smoke
 
-test: install typecheck test-py test-ts
+test: install test-servers typecheck test-py test-ts
 
 typecheck: node_modules/.installed
 	npx tsc --noEmit
@@ -33,7 +40,7 @@ typecheck: node_modules/.installed
 test-py: $(VENV)/.installed
 	$(PY) -m pytest -q python/tests
 
-test-ts: install
+test-ts: install test-servers
 	npx vitest run
 
 bench: install
@@ -41,6 +48,11 @@ bench: install
 	npx tsx bench/schedule.ts
 	$(PY) bench/throughput.py
 	$(PY) bench/generate.py
+
+# The long robustness suite (not part of test; under 30 minutes on 2 cores; needs root for its tmpfs).
+# SOAK_ARGS: e.g. --quick, --only kills,hub, --seed N
+soak: install
+	npx tsx soak/main.ts $(SOAK_ARGS)
 
 clean:
 	rm -rf node_modules $(VENV) .cache

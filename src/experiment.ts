@@ -1,7 +1,10 @@
-import { existsSync } from "node:fs";
 import path from "node:path";
 import { execa } from "execa";
+import { displayPath } from "./config/diagnostics.ts";
+import { checkRegularFile } from "./config/files.ts";
 import { formatDiagnostic, loadExperiment, type Experiment, type LoadedExperiment } from "./config/index.ts";
+import { MAX_DATA_BYTES } from "./config/limits.ts";
+import { UserError } from "./errors.ts";
 import { planExperiment, type Plan } from "./plan/index.ts";
 import type { DataSummary } from "./plan/tokens.ts";
 import { projectRoot, shimEnv, shimPython } from "./shim.ts";
@@ -15,18 +18,24 @@ export type ConfigPlan = { loaded: LoadedExperiment; plan: Plan; warnings: strin
 export async function planConfig(file: string, options: { set?: string[]; runsDir: string }): Promise<ConfigPlan> {
   const loaded = await loadExperiment(file, { set: options.set });
   const warnings = loaded.warnings.map(formatDiagnostic);
+  const warn = (keyPath: readonly (string | number)[], message: string) => warnings.push(formatDiagnostic(loaded.warningAt(keyPath, message)));
   const { data } = loaded.experiment;
   let dataSummary: DataSummary | null = null;
-  if (existsSync(data.path)) {
+  // Stat'ed again here (the loader did it moments ago): the shim opens the file, and a FIFO put in
+  // its place would block it, and this command, for good.
+  const checked = checkRegularFile(data.path, MAX_DATA_BYTES, "a data file");
+  if (checked.kind === "bad") throw new UserError("PEFTCTL_DATA_INVALID", `data.path: ${displayPath(data.path)} ${checked.reason}`);
+  if (checked.kind === "ok") {
     const summary = await readDataSummary(data);
-    if ("problem" in summary) warnings.push(`${summary.problem}: train tokens shown as "?"`);
+    if ("problem" in summary) warn(["data", "path"], `${summary.problem}: train tokens shown as "?"`);
     else dataSummary = summary;
   } else if (!loaded.warnings.some((warning) => warning.path === "data.path")) {
     // A missing data file is reported by the loader (a warning), `validate` and the shim; say it once.
-    warnings.push(`data file ${data.path} not readable: train tokens shown as "?"`);
+    warn(["data", "path"], `data file ${data.path} not readable: train tokens shown as "?"`);
   }
   const plan = planExperiment(loaded.experiment, { runsDir: options.runsDir, dataSummary, pathRoot: path.dirname(loaded.configPath) });
-  return { loaded, plan, warnings: [...warnings, ...plan.warnings] };
+  for (const warning of plan.warnings) warn(warning.path, warning.message);
+  return { loaded, plan, warnings };
 }
 
 /**

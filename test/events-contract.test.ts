@@ -52,4 +52,10 @@ describe("event protocol: python emitter vs zod schema", () => {
     }
     expect([...seen].sort()).toEqual([...zodFields().keys()].sort());
   });
+
+  it("reads a data event of a shim before `mapped` existed", () => {
+    const older = { v: 1, t: "2026-01-01T00:00:00.000Z", run_id: "r", type: "data", examples: { train: 1, valid: 0, test: 0 },
+      dialogues: 1, skipped: {}, repaired: {}, truncated: 0, train_tokens: 9, pad_fraction: 0, fingerprint: "ab" };
+    expect(parseEventLine(JSON.stringify(older))).toMatchObject({ type: "data", mapped: {} });
+  });
 });

@@ -1,10 +1,11 @@
-"""Every metric of a list of pairs: ``score_pairs(pairs, embeddings=None) -> dict``.
+"""Every metric of a list of pairs: ``score_pairs(pairs, embeddings=None, toxicity=None) -> dict``.
 
 The result: ``{"metrics": {name: value or None}, "pairs": N, "strategy_pairs": M,
 "tokenizer": "punkt" | "punkt-untrained", "embeddings": path or None}``. Metric names:
 bleu-1..4, rouge-l, meteor, vector_extrema, embedding_average, greedy_matching (None without word
 vectors), dist-1..3 (ESConv's count), dist-1-standard..dist-3-standard, strategy_accuracy and
-strategy_macro_f1 (None when no pair has both strategy fields).
+strategy_macro_f1 (None when no pair has both strategy fields), toxicity and toxicity_share (None
+without a toxicity command, toxicity.py).
 """
 
 from __future__ import annotations
@@ -21,17 +22,20 @@ from peftmetrics.pairs import Pair
 from peftmetrics.rouge import rouge_l
 from peftmetrics.strategy import strategy_scores
 from peftmetrics.tokenize import tokenize, tokenizer_kind
+from peftmetrics.toxicity import score_toxicity
 
 METRIC_NAMES = (
     "bleu-1", "bleu-2", "bleu-3", "bleu-4", "rouge-l", "meteor",
     "vector_extrema", "embedding_average", "greedy_matching",
     "dist-1", "dist-2", "dist-3", "dist-1-standard", "dist-2-standard", "dist-3-standard",
-    "strategy_accuracy", "strategy_macro_f1",
+    "strategy_accuracy", "strategy_macro_f1", "toxicity", "toxicity_share",
 )
 
 
-def score_pairs(pairs: list[Pair], embeddings: Path | None = None, meteor: MeteorJar | None = None) -> dict[str, Any]:
-    """Score ``pairs``; ``meteor``: a started jar to use (and leave running), else one is started and stopped."""
+def score_pairs(pairs: list[Pair], embeddings: Path | None = None, meteor: MeteorJar | None = None,
+                toxicity: str | list[str] | None = None) -> dict[str, Any]:
+    """Score ``pairs``; ``meteor``: a started jar to use (and leave running), else one is started and stopped;
+    ``toxicity``: the scorer command of toxicity.py."""
     # the JVM and its paraphrase tables take seconds to load: start it first, score the rest meanwhile
     with (MeteorJar().start() if meteor is None else contextlib.nullcontext(meteor)) as meteor:
         hypotheses = [tokenize(p.hypothesis) for p in pairs]
@@ -55,6 +59,10 @@ def score_pairs(pairs: list[Pair], embeddings: Path | None = None, meteor: Meteo
             accuracy = macro_f1 = None
         metrics["strategy_accuracy"] = accuracy
         metrics["strategy_macro_f1"] = macro_f1
+        if toxicity is not None:
+            metrics.update(score_toxicity([p.hypothesis for p in pairs], toxicity))
+        else:
+            metrics.update({"toxicity": None, "toxicity_share": None})
         metrics["meteor"], _segments = meteor.corpus_score(
             [[" ".join(r) for r in refs] for refs in references], [" ".join(h) for h in hypotheses])
     return {

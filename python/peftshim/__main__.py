@@ -2,10 +2,13 @@
 and `python -m peftshim validate --job A.json [--job B.json ...]`
 and `python -m peftshim data-summary --format F --path FILE [--strategy S]` (the plan's token estimate)
 and `python -m peftshim generate --job <run_dir>/job.json --out DIR [--split test|valid] [--limit N]
-[--adapter PATH | --base]` (`peftctl eval`: responses to a split, generate.py; exit 75 when stopped).
+[--adapter PATH | --base]` (`peftctl eval`: responses to a split, generate.py; exit 75 when stopped)
+and `python -m peftshim chat --job <run_dir>/job.json [--adapter PATH | --base] [--scene TEXT]` (`peftctl chat`:
+JSON lines in on stdin, out on stdout, chat.py).
 
-Exit codes (contract.py): 0 done; 2 bad job spec, arguments, data or fingerprint (not retryable);
-3 out of memory; 75 interrupted after saving a checkpoint (resumable); 1 anything else. Every
+Exit codes (contract.py): 0 done; 2 bad job spec, arguments, data or fingerprint (not retryable), or
+GPUs this torch cannot use (error kind environment); 3 out of memory; 4 no space left while saving
+(disk_full); 75 interrupted after saving a checkpoint (resumable); 1 anything else. Every
 failure of `train` also emits an `error` event and prints one line on stderr; only exit 1 adds the
 stack trace. `validate` prints `ok <file>`, or one `<file>: <field.path>: <message>` line per
 violation (exit 2).
@@ -21,7 +24,7 @@ import traceback
 from pathlib import Path
 from typing import Callable
 
-from peftshim.contract import EXIT_BAD_INPUT, EXIT_DONE, EXIT_FAILED, EXIT_OOM, FORMATS, STRATEGY_MODES
+from peftshim.contract import EXIT_BAD_INPUT, EXIT_DONE, EXIT_FAILED, EXIT_NO_SPACE, EXIT_OOM, FORMATS, STRATEGY_MODES
 from peftshim.events import EventWriter
 from peftshim.spec import JobSpec, SpecError, load_spec
 
@@ -70,6 +73,12 @@ def _parser() -> argparse.ArgumentParser:
     which = generate.add_mutually_exclusive_group()
     which.add_argument("--adapter", type=Path, default=None, help="adapter directory (default: <run_dir>/adapter)")
     which.add_argument("--base", action="store_true", help="the base model alone (zero-shot)")
+    chat = commands.add_parser("chat", help="talk to the run's adapter: JSON lines on stdin and stdout (chat.py)")
+    chat.add_argument("--job", required=True, type=Path, help="the run's job.json")
+    chat.add_argument("--scene", default="", help="the seeker's situation, the training template's scene")
+    chatting = chat.add_mutually_exclusive_group()
+    chatting.add_argument("--adapter", type=Path, default=None, help="adapter directory (default: <run_dir>/adapter)")
+    chatting.add_argument("--base", action="store_true", help="the base model alone")
     return parser
 
 
@@ -116,10 +125,16 @@ def _writer_for_bad_spec(job: Path) -> EventWriter:
 
 
 def _fail(events: EventWriter, kind: str, message: str, code: int, *, retryable: bool = False) -> int:
+    # Each best effort: on a full disk neither events.jsonl nor stderr.log may take the line; the
+    # exit code still tells the controller what happened.
     try:
         events.error(kind=kind, message=message, retryable=retryable)
-    finally:
+    except OSError:
+        pass
+    try:
         print(f"peftshim: error: {message}", file=sys.stderr, flush=True)
+    except OSError:
+        pass
     return code
 
 
@@ -139,6 +154,8 @@ def main(argv: list[str] | None = None) -> int:
         return data_summary(args.format, args.path, args.strategy)
     if args.command == "generate":
         return _generate(args)
+    if args.command == "chat":
+        return _chat(args)
     if args.attempt < 1:
         print("peftshim: error: --attempt must be a positive integer", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -184,6 +201,23 @@ def _generate(args: argparse.Namespace) -> int:
     return _guarded(events, lambda: generate(job, stop=stop, events=events))
 
 
+def _chat(args: argparse.Namespace) -> int:
+    """`chat`: failures as the event protocol's error line on stdout (no events file); Ctrl-C is a quiet exit 130."""
+    try:
+        from peftshim.chat import chat, json_emitter, stdin_lines
+
+        try:
+            spec = load_spec(args.job)
+        except SpecError as err:
+            return _fail(EventWriter(_writer_for_bad_spec(args.job).run_id, None), "spec", str(err), EXIT_BAD_INPUT)
+        adapter = None if args.base else (args.adapter or spec.run_dir / "adapter")
+        emit = json_emitter(sys.stdout)
+        return _guarded(EventWriter(spec.run_id, None),
+                        lambda: chat(spec, adapter, args.scene, lines=stdin_lines(), emit=emit))
+    except KeyboardInterrupt:
+        return 130
+
+
 def _train(spec: JobSpec, args: argparse.Namespace, events: EventWriter, stop: StopSignals) -> int:
     """Runs train.train, turning each kind of failure into its error event and exit code."""
     from peftshim.ranks import rank_from_env
@@ -201,6 +235,8 @@ def _guarded(events: EventWriter, work: Callable[[], int]) -> int:
 
     from peftshim.checkpoint import FingerprintError
     from peftshim.dialogues import DataError
+    from peftshim.files import NoSpaceError, is_no_space
+    from peftshim.train import DeviceUnavailable
 
     try:
         return work()
@@ -213,7 +249,12 @@ def _guarded(events: EventWriter, work: Callable[[], int]) -> int:
     except torch.OutOfMemoryError as err:
         first_line = str(err).strip().splitlines()[0] if str(err).strip() else "CUDA out of memory"
         return _fail(events, "oom", f"out of memory: {first_line}", EXIT_OOM, retryable=True)
+    except DeviceUnavailable as err:  # retryable: the job is fine, the host needs fixing
+        return _fail(events, "environment", str(err), EXIT_BAD_INPUT, retryable=True)
     except Exception as err:  # noqa: BLE001 - the one place that turns any failure into exit 1
+        if is_no_space(err):  # a write outside files.py (a library's cache) ran out of space, too
+            message = str(err) if isinstance(err, NoSpaceError) else f"no space left: {type(err).__name__}: {err}"
+            return _fail(events, "disk_full", message, EXIT_NO_SPACE, retryable=True)
         traceback.print_exc(file=sys.stderr)
         return _fail(events, "internal", f"{type(err).__name__}: {err}", EXIT_FAILED)
 

@@ -193,9 +193,9 @@ def save_checkpoint(
         save_adapter(model, tmp / ADAPTER_DIR)
         if not weights_in_adapter:
             save_file(trainable_tensors(model), str(tmp / TRAINABLE_FILE))
-        torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
-        torch.save(scheduler.state_dict(), tmp / "scheduler.pt")
-        torch.save(rng if rng is not None else capture_rng(), tmp / "rng.pt")
+        _torch_save(optimizer.state_dict(), tmp / "optimizer.pt")
+        _torch_save(scheduler.state_dict(), tmp / "scheduler.pt")
+        _torch_save(rng if rng is not None else capture_rng(), tmp / "rng.pt")
         (tmp / "trainer_state.json").write_text(json_text(asdict(state)))
 
     write_dir_atomic(final, fill)
@@ -212,13 +212,25 @@ def save_checkpoint(
     return SavedCheckpoint(final, _write_manifest(final, meta))
 
 
+def _torch_save(obj: Any, path: Path) -> None:
+    # Through a Python file: torch.save onto a path reports a full disk as a bare "iostream error",
+    # while a file object's write raises OSError(ENOSPC), which files.no_space_named recognises.
+    with open(path, "wb") as f:
+        torch.save(obj, f)
+
+
 def clean_temporary(run_dir: Path) -> None:
-    """Removes half-written checkpoint directories left by a killed attempt."""
-    root = checkpoints_root(run_dir)
-    if root.is_dir():
+    """Removes what interrupted writes left (a killed attempt, a full disk): temporary and stepped-aside
+    directories of files.write_dir_atomic in checkpoints/ and in the run dir (the adapter's), and the
+    run dir's temporary files of write_text_atomic (`<name>.tmp`; the controller's own are dot-files)."""
+    for root in (checkpoints_root(run_dir), run_dir):
+        if not root.is_dir():
+            continue
         for entry in root.iterdir():
             if entry.name.startswith((".tmp-", ".old-")) and entry.is_dir():
                 shutil.rmtree(entry)
+            elif root == run_dir and entry.name.endswith(".tmp") and not entry.name.startswith(".") and entry.is_file():
+                entry.unlink()
 
 
 def discard_stale(run_dir: Path) -> None:

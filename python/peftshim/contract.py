@@ -18,6 +18,7 @@ EXIT_DONE = 0
 EXIT_FAILED = 1  # anything unexpected; retried when its error event says so
 EXIT_BAD_INPUT = 2  # bad job spec, arguments, data or fingerprint: not retried
 EXIT_OOM = 3  # out of memory: the controller retries with a smaller micro-batch
+EXIT_NO_SPACE = 4  # no space left (disk or quota) while saving: retried by the next `peftctl run`
 EXIT_INTERRUPTED = 75  # stopped by a signal after saving a checkpoint: resumable
 
 # The label of tokens the loss does not score (transformers' and PyTorch's cross-entropy default).
@@ -30,7 +31,7 @@ STRATEGY_MODES = ("inline", "none")
 if __name__ == "__main__":
     print(json.dumps({
         "exit_codes": {"done": EXIT_DONE, "failed": EXIT_FAILED, "badInput": EXIT_BAD_INPUT, "outOfMemory": EXIT_OOM,
-                       "interrupted": EXIT_INTERRUPTED},
+                       "noSpace": EXIT_NO_SPACE, "interrupted": EXIT_INTERRUPTED},
         "job_schema_version": JOB_SCHEMA_VERSION,
         "formats": FORMATS,
         "strategy_modes": STRATEGY_MODES,

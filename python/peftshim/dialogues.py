@@ -2,8 +2,11 @@
 
 Formats (data.format): extes, esconv (JSON lists of dialogues), chat (JSONL with {"messages": [...]}) and
 alpaca (JSON list of {instruction, input, output}). Irregular records are repaired or skipped, each counted
-under a short reason in DataStats; only an unreadable file, or one with no usable dialogue, is a DataError
-(the shim exits 2). examples.py turns the Dialogues into tokenised training examples.
+under a short reason in DataStats; names of an older release mapped to the current ones are counted in
+DataStats.mapped. An unreadable or malformed file (datafile.py), a record whose text is not text, or a
+file with no usable dialogue is a DataError naming the file and, where it can, the record (the shim
+exits 2). Text longer than any example of max_length tokens can use is cut here, before anything is
+tokenised. examples.py turns the Dialogues into tokenised training examples.
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ from pathlib import Path
 from typing import Any, Literal, Sequence
 
 from peftshim.contract import FORMATS
+# DataError is imported from here by the other modules: every unusable data file is one (exit 2).
+from peftshim.datafile import DataError, Record, check_text, parse_json_list, parse_jsonl, read_text
 from peftshim.files import sha256_file
 
 OTHERS = "Others"
@@ -53,11 +58,38 @@ ESCONV_STRATEGIES = (
     "Others",
 )
 
+# ESConv's own release (github.com/thu-coai/Emotional-Support-Conversation) names the roles seeker and
+# supporter in ESConv.json, but speaker and listener in FailedESConv.json: there the speaker's turns carry
+# the seeker's per-turn `feedback` rating and the listener's carry the `strategy`, so speaker is the
+# seeker and listener the supporter. That file also uses the strategy names of the first annotation round
+# (the README's table and codes/BlenderEmotionalSupport.py: "Questions", "Other"; strategy.json has the
+# current ones) and a few rarer ones. This table maps each older name onto ESCONV_STRATEGIES.
+ESCONV_OLDER_STRATEGIES = {
+    "Questions": "Question",
+    "Other": "Others",
+    "Restatement": "Restatement or Paraphrasing",
+    "Paraphrasing": "Restatement or Paraphrasing",
+    "Approval and Reassurance": "Affirmation and Reassurance",
+    # Telling the seeker what to do: ESConv's Providing Suggestions ("provide suggestions about how to
+    # change") is the nearest of the eight; it is an older label, not a ninth strategy.
+    "Direct Guidance": "Providing Suggestions",
+}
+_ESCONV_ROLES = {"seeker": "user", "supporter": "assistant", "speaker": "user", "listener": "assistant"}
+_ESCONV_OLDER_ROLES = {"speaker": "seeker", "listener": "supporter"}
+
+# Characters one token covers at most: an assumed bound with room to spare, since tokens are words or
+# pieces of words (the built-in tokenizer's longest is checked by a test). A text of more than
+# (max_length + 1) x this many characters then tokenises to more than max_length tokens, so what lies
+# beyond is never part of an example (examples keep the start of a target and drop a context turn that
+# does not fit whole): it is cut before tokenising, and tokenising a 50 MB string costs what its first
+# characters cost. A vocabulary with longer tokens (long runs of one character) could have used a little
+# of what is cut.
+MAX_CHARS_PER_TOKEN = 64
 
 
-
-class DataError(Exception):
-    """The data file cannot be used at all; the message names the file and what is wrong."""
+def max_text_chars(max_length: int) -> int:
+    """The longest text (one turn, the scene, the description) that an example of max_length tokens can use."""
+    return (max_length + 1) * MAX_CHARS_PER_TOKEN
 
 
 @dataclass
@@ -79,31 +111,36 @@ class DataStats:
     dialogues: int = 0
     skipped: Counter[str] = field(default_factory=Counter)
     repaired: Counter[str] = field(default_factory=Counter)
+    # Names of an older release mapped to the current ones: "role speaker -> seeker", "strategy Questions -> Question".
+    mapped: Counter[str] = field(default_factory=Counter)
 
 
 # --------------------------------------------------------------------------------------------------
 # Reading
 
 
-def read_dialogues(fmt: str, path: Path) -> tuple[list[Dialogue], DataStats]:
-    """Parse `path` as `fmt`. Raises DataError for an unreadable file or one with no usable dialogue."""
+def read_dialogues(fmt: str, path: Path, *, max_length: int | None = None) -> tuple[list[Dialogue], DataStats]:
+    """Parse `path` as `fmt`. Raises DataError for an unreadable or malformed file, a record whose text
+    holds a lone surrogate, or a file with no usable dialogue. With `max_length` (data.max_length), texts
+    are cut to max_text_chars(max_length) (counted as repaired `text_cut`)."""
     path = Path(path)
     if fmt not in FORMATS:
         raise DataError(f"{path}: unknown data format {fmt!r}; expected one of {', '.join(FORMATS)}")
-    text = _read_text(path)
+    text = read_text(path)
     stats = DataStats()
-    if fmt == "chat":
-        records = _parse_jsonl(path, text)
-    else:
-        records = _parse_json_list(path, text)
+    records = parse_jsonl(path, text) if fmt == "chat" else parse_json_list(path, text)
+    del text  # the records hold what is needed; a large file's text need not stay alongside them
     parse_record = _RECORD_PARSERS[fmt]
+    limit = None if max_length is None else max_text_chars(max_length)
     dialogues: list[Dialogue] = []
     for record in records:
-        dialogue = parse_record(record, stats)
+        dialogue = parse_record(record.value, stats)
+        if dialogue is None:
+            continue
+        _check_dialogue_text(dialogue, record)
+        dialogue = _finish_dialogue(dialogue, stats)
         if dialogue is not None:
-            dialogue = _finish_dialogue(dialogue, stats)
-        if dialogue is not None:
-            dialogues.append(dialogue)
+            dialogues.append(dialogue if limit is None else _cut_long_texts(dialogue, limit, stats))
     stats.dialogues = len(dialogues)
     if not dialogues:
         reasons = ", ".join(f"{reason}: {n}" for reason, n in stats.skipped.most_common()) or "none"
@@ -114,47 +151,22 @@ def read_dialogues(fmt: str, path: Path) -> tuple[list[Dialogue], DataStats]:
     return dialogues, stats
 
 
-def _read_text(path: Path) -> str:
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise DataError(f"{path}: data file not found; check data.path") from None
-    except IsADirectoryError:
-        raise DataError(f"{path}: is a directory, expected a data file; check data.path") from None
-    except OSError as e:
-        raise DataError(f"{path}: cannot read the data file: {e.strerror}") from None
-    try:
-        return raw.decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        raise DataError(f"{path}: not UTF-8 text (invalid byte at offset {e.start})") from None
+def _check_dialogue_text(dialogue: Dialogue, record: Record) -> None:
+    check_text(dialogue.scene, record.where, "the scene")
+    check_text(dialogue.description, record.where, "the description")
+    for turn in dialogue.turns:
+        check_text(turn.text, record.where, f"the text of a{'n' if turn.role == 'assistant' else ''} {turn.role} turn")
 
 
-def _parse_json_list(path: Path, text: str) -> list[Any]:
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise DataError(f"{path}:{e.lineno}:{e.colno}: not valid JSON: {e.msg}") from None
-    if not isinstance(value, list):
-        raise DataError(f"{path}: expected a JSON list of records at the top level, found {_json_type(value)}")
-    return value
+def _cut_long_texts(dialogue: Dialogue, limit: int, stats: DataStats) -> Dialogue:
+    def cut(text: str) -> str:
+        if len(text) <= limit:
+            return text
+        stats.repaired["text_cut"] += 1
+        return text[:limit]
 
-
-def _parse_jsonl(path: Path, text: str) -> list[Any]:
-    records: list[Any] = []
-    for lineno, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError as e:
-            raise DataError(f"{path}:{lineno}:{e.colno}: not valid JSON Lines: {e.msg}") from None
-    return records
-
-
-def _json_type(value: Any) -> str:
-    return {dict: "an object", list: "a list", str: "a string", bool: "a boolean", type(None): "null"}.get(
-        type(value), "a number"
-    )
+    turns = [Turn(t.role, cut(t.text), t.strategy) for t in dialogue.turns]
+    return Dialogue(cut(dialogue.scene), cut(dialogue.description), turns)
 
 
 def _turn_text(value: Any, role: str, stats: DataStats) -> str | None:
@@ -194,20 +206,29 @@ def _strategy_key(name: str) -> str:
     return re.sub(r"[^a-z]+", " ", name.lower()).strip()
 
 
-def _lookup(strategies: Sequence[str], aliases: dict[str, str]) -> dict[str, str]:
-    table = {_strategy_key(s): s for s in strategies}
-    table.update({_strategy_key(alias): canonical for alias, canonical in aliases.items()})
-    return table
+@dataclass(frozen=True)
+class _Strategies:
+    """A dataset's strategy names by their key (case and spacing ignored): spelling variants of its own
+    names, and the older names of an earlier release (counted in DataStats.mapped)."""
+
+    names: dict[str, str]
+    older: dict[str, tuple[str, str]]  # key -> (older name, current name)
 
 
-_EXTES_LOOKUP = _lookup(EXTES_STRATEGIES, {"Avoid Judgement And Criticism": "Avoid Judgment And Criticism",
-                                            "Normalise Experiences": "Normalize Experiences"})
-_ESCONV_LOOKUP = _lookup(ESCONV_STRATEGIES, {"Restatement": "Restatement or Paraphrasing",
-                                              "Paraphrasing": "Restatement or Paraphrasing"})
+def _strategies(current: Sequence[str], spellings: dict[str, str], older: dict[str, str]) -> _Strategies:
+    names = {_strategy_key(s): s for s in current}
+    names.update({_strategy_key(variant): canonical for variant, canonical in spellings.items()})
+    return _Strategies(names, {_strategy_key(name): (name, canonical) for name, canonical in older.items()})
 
 
-def normalise_strategy(raw: Any, lookup: dict[str, str], stats: DataStats) -> str:
-    """Canonical strategy name; case/spacing variants are mapped, empty or off-list become Others."""
+_EXTES_LOOKUP = _strategies(EXTES_STRATEGIES, {"Avoid Judgement And Criticism": "Avoid Judgment And Criticism",
+                                                "Normalise Experiences": "Normalize Experiences"}, {})
+_ESCONV_LOOKUP = _strategies(ESCONV_STRATEGIES, {}, ESCONV_OLDER_STRATEGIES)
+
+
+def normalise_strategy(raw: Any, lookup: _Strategies, stats: DataStats) -> str:
+    """Canonical strategy name; case/spacing variants and older names are mapped, empty or off-list
+    become Others."""
     if raw is None:
         stats.repaired["missing_strategy"] += 1
         return OTHERS
@@ -220,7 +241,12 @@ def normalise_strategy(raw: Any, lookup: dict[str, str], stats: DataStats) -> st
     if not raw.strip():
         stats.repaired["empty_strategy"] += 1
         return OTHERS
-    canonical = lookup.get(_strategy_key(raw))
+    key = _strategy_key(raw)
+    canonical = lookup.names.get(key)
+    if canonical is None and key in lookup.older:
+        older, canonical = lookup.older[key]
+        stats.mapped[f"strategy {older} -> {canonical}"] += 1
+        return canonical
     if canonical is None:
         stats.repaired["unknown_strategy"] += 1
         return OTHERS
@@ -286,9 +312,6 @@ def _parse_extes_turn(item: Any, stats: DataStats) -> list[Turn]:
     return turns
 
 
-_ESCONV_ROLES = {"seeker": "user", "supporter": "assistant"}
-
-
 def _parse_esconv(record: Any, stats: DataStats) -> Dialogue | None:
     if not isinstance(record, dict):
         stats.skipped["record_not_object"] += 1
@@ -302,10 +325,14 @@ def _parse_esconv(record: Any, stats: DataStats) -> Dialogue | None:
         if not isinstance(item, dict):
             stats.skipped["turn_not_object"] += 1
             continue
-        role = _ESCONV_ROLES.get(str(item.get("speaker", "")).strip().lower())
+        speaker = item.get("speaker")
+        speaker = speaker.strip().lower() if isinstance(speaker, str) else ""
+        role = _ESCONV_ROLES.get(speaker)
         if role is None:
             stats.skipped["unknown_speaker"] += 1
             continue
+        if speaker in _ESCONV_OLDER_ROLES:
+            stats.mapped[f"role {speaker} -> {_ESCONV_OLDER_ROLES[speaker]}"] += 1
         text = _turn_text(item.get("content"), "seeker" if role == "user" else "supporter", stats)
         if text is None:
             continue
@@ -333,10 +360,10 @@ def _parse_chat(record: Any, stats: DataStats) -> Dialogue | None:
             stats.skipped["turn_not_object"] += 1
             continue
         role = message.get("role")
-        if role != "system" and role not in _CHAT_ROLES:
+        if not isinstance(role, str) or (role != "system" and role not in _CHAT_ROLES):  # a list is unhashable
             stats.skipped["unknown_role"] += 1
             continue
-        text = _turn_text(message.get("content"), str(role), stats)
+        text = _turn_text(message.get("content"), role, stats)
         if text is None:
             continue
         if role == "system":

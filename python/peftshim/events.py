@@ -14,12 +14,15 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, TextIO
 
+from peftshim.files import no_space_named
+
 EVENTS_VERSION = 1
 
 # The fields of each event type besides v, t, run_id and type, as in src/runs/events.ts.
 EVENT_FIELDS: dict[str, tuple[str, ...]] = {
     "start": ("attempt", "pid", "versions", "device", "params", "resumed_from_step"),
-    "data": ("examples", "dialogues", "skipped", "repaired", "truncated", "train_tokens", "pad_fraction", "fingerprint"),
+    "data": ("examples", "dialogues", "skipped", "repaired", "mapped", "truncated", "train_tokens", "pad_fraction",
+             "fingerprint"),
     "progress": ("step", "total_steps", "epoch", "loss", "lr", "tokens_per_s", "eta_s"),
     "eval": ("step", "loss", "perplexity"),
     "checkpoint": ("step", "path", "manifest_sha256"),
@@ -28,7 +31,7 @@ EVENT_FIELDS: dict[str, tuple[str, ...]] = {
     "error": ("kind", "message", "retryable"),
 }
 
-ERROR_KINDS = ("spec", "data", "fingerprint", "oom", "internal")
+ERROR_KINDS = ("spec", "data", "fingerprint", "environment", "oom", "disk_full", "internal")
 
 
 def _finite(value: float) -> float:
@@ -61,10 +64,12 @@ class EventWriter:
         line = json.dumps(event, separators=(",", ":"), allow_nan=False) + "\n"
         if self.quiet:
             return event
-        self.stream.write(line)
-        self.stream.flush()
+        # stdout is the run's stdout.log under the controller: a full disk fails there first.
+        with no_space_named(self.events_path.with_name("stdout.log") if self.events_path else Path("<stdout>")):
+            self.stream.write(line)
+            self.stream.flush()
         if self.events_path is not None:
-            with open(self.events_path, "a", encoding="utf-8") as f:
+            with no_space_named(self.events_path), open(self.events_path, "a", encoding="utf-8") as f:
                 f.write(line)
                 f.flush()
                 os.fsync(f.fileno())
@@ -78,9 +83,10 @@ class EventWriter:
                          params={"trainable": trainable, "total": total}, resumed_from_step=resumed_from_step)
 
     def data(self, *, examples: dict[str, int], dialogues: int, skipped: dict[str, int], repaired: dict[str, int],
-             truncated: int, train_tokens: int, pad_fraction: float, fingerprint: str) -> dict[str, Any]:
+             mapped: dict[str, int], truncated: int, train_tokens: int, pad_fraction: float,
+             fingerprint: str) -> dict[str, Any]:
         return self.emit("data", examples=examples, dialogues=dialogues, skipped=dict(skipped),
-                         repaired=dict(repaired), truncated=truncated, train_tokens=train_tokens,
+                         repaired=dict(repaired), mapped=dict(mapped), truncated=truncated, train_tokens=train_tokens,
                          pad_fraction=min(1.0, max(0.0, pad_fraction)), fingerprint=fingerprint)
 
     def progress(self, *, step: int, total_steps: int, epoch: float, loss: float, lr: float, tokens_per_s: float,
@@ -112,8 +118,8 @@ def emit_samples(writer: EventWriter) -> None:
     writer.start(attempt=1, versions={"python": "3", "torch": "x"}, device="cpu", trainable=10, total=100,
                  resumed_from_step=None)
     writer.data(examples={"train": 8, "valid": 1, "test": 1}, dialogues=3, skipped={"empty_turn": 1},
-                repaired={"strategy_key_case": 2}, truncated=0, train_tokens=1234, pad_fraction=0.25,
-                fingerprint="ab" * 32)
+                repaired={"strategy_key_case": 2}, mapped={"role speaker -> seeker": 4}, truncated=0,
+                train_tokens=1234, pad_fraction=0.25, fingerprint="ab" * 32)
     writer.progress(step=10, total_steps=100, epoch=0.5, loss=2.5, lr=1e-4, tokens_per_s=1000.0, eta_s=12.0)
     writer.eval(step=10, loss=2.4, perplexity=math.exp(2.4))
     writer.checkpoint(step=10, path="/runs/x/checkpoints/step-000010", manifest_sha256="cd" * 32)

@@ -139,6 +139,8 @@ def prompt_ids(dialogue: Dialogue, tokenizer: Any, *, max_length: int, strategy:
     lead, header, turns = enc
     history = [t[1] for t in turns[:-1]]
     opening = turns[-1][2]
+    if len(lead) + len(header) + len(opening) > max_length:
+        header = []  # as in training, a situation that does not fit is left out rather than overflow the prompt
     budget = max_length - len(lead) - len(header) - len(opening)
     kept: list[list[int]] = []
     for ids in reversed(history):

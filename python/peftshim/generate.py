@@ -6,7 +6,8 @@ the same template and truncation, oldest turns first); batches are left-padded w
 and decoded with a key/value cache, stopping at the token that ends every training target (the
 tokenizer's EOS, examples.py). Output, in `out_dir`:
 
-- `settings.json`: what the directory stands for (decoding settings, split, limit, adapter choice);
+- `settings.json`: what the directory stands for (decoding settings, split, limit, adapter choice, and
+  eval.data when the rows come from another data set);
   peftctl names the directory after its hash. A directory holding other settings is refused (exit 2).
 - `generations.jsonl`: one row per example, appended and fsynced after every batch; a torn last line
   (a crash mid-write) is cut off on restart, and ids already written are skipped, so a stopped run
@@ -24,7 +25,7 @@ import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 import torch
 
@@ -68,15 +69,30 @@ class Generation:
 
 def split_rows(spec: JobSpec, split: str, limit: int | None = None) -> tuple[list[Row], list[Dialogue]]:
     """The rows of `split` (the run's split, the training example rule, ids from the file) and the
-    training split's dialogues (a built-in tokenizer's text)."""
+    training split's dialogues (a built-in tokenizer's text). With eval.data, the rows come from that
+    file instead: its `split` share by the same fractions and seed, or every dialogue of it."""
     if split not in SPLITS:
         raise SpecError("arguments", "--split", f"expected one of {', '.join(SPLITS)}, got {split!r}")
-    dialogues, _ = read_dialogues(spec.data.format, Path(spec.data.path))
     fractions = spec.data.split
+    dialogues, _ = read_dialogues(spec.data.format, Path(spec.data.path), max_length=spec.data.max_length)
     by_split = split_dialogues(dialogues, fractions.train, fractions.valid, fractions.test, fractions.seed)
+    other = spec.eval.data
+    if other is not None:
+        dialogues, _ = read_dialogues(other.format, Path(other.path), max_length=spec.data.max_length)
+        chosen = dialogues if other.dialogues == "all" else split_dialogues(
+            dialogues, fractions.train, fractions.valid, fractions.test, fractions.seed)[split]
+    else:
+        chosen = by_split[split]
     index_of = {id(dialogue): index for index, dialogue in enumerate(dialogues)}
-    rows = [row for dialogue in by_split[split] for row in dialogue_rows(dialogue, index_of[id(dialogue)])]
+    rows = [row for dialogue in chosen for row in dialogue_rows(dialogue, index_of[id(dialogue)])]
     return (rows if limit is None else rows[:limit]), by_split["train"]
+
+
+def train_split(spec: JobSpec) -> list[Dialogue]:
+    """The run's training split (the text a built-in model's tokenizer is rebuilt from)."""
+    dialogues, _ = read_dialogues(spec.data.format, Path(spec.data.path), max_length=spec.data.max_length)
+    fractions = spec.data.split
+    return split_dialogues(dialogues, fractions.train, fractions.valid, fractions.test, fractions.seed)["train"]
 
 
 def dialogue_rows(dialogue: Dialogue, index: int) -> list[Row]:
@@ -103,9 +119,12 @@ def row_prompt(row: Row, tokenizer: Any, spec: JobSpec) -> list[int]:
 # --- model --------------------------------------------------------------------------------------
 
 
-def setup_model(spec: JobSpec, adapter: Path | None, train_dialogues: Sequence[Dialogue], *,
+def setup_model(spec: JobSpec, adapter: Path | None, tokenizer_texts: Callable[[], Iterable[str]], *,
                 device: torch.device) -> tuple[torch.nn.Module, Any]:
-    """The base model with the adapter (or alone), in eval mode, and the tokenizer training used."""
+    """The base model with the adapter (or alone), in eval mode, and the tokenizer training used.
+
+    `tokenizer_texts` (training_text of the training split) is called only when a built-in model's
+    tokenizer has to be rebuilt without the one saved beside the adapter (--base)."""
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -124,7 +143,7 @@ def setup_model(spec: JobSpec, adapter: Path | None, train_dialogues: Sequence[D
         model = build_builtin_model(spec.model.base, tokenizer, device=device, dtype=dtype, attn=spec.model.attn)
     else:
         model, tokenizer = load_base_model(spec.model, device=device, dtype=dtype, cache_dir=cache_dir(),
-                                           tokenizer_texts=lambda: training_text(train_dialogues))
+                                           tokenizer_texts=tokenizer_texts)
         if saved_tokenizer:
             tokenizer = AutoTokenizer.from_pretrained(str(adapter))
     if adapter is not None and not isinstance(spec.method, FullMethod):
@@ -133,6 +152,13 @@ def setup_model(spec: JobSpec, adapter: Path | None, train_dialogues: Sequence[D
         tokenizer.pad_token = tokenizer.eos_token
     model.eval()
     return model, tokenizer
+
+
+def generation_device(spec: JobSpec) -> torch.device:
+    """The one GPU peftctl made visible when the job asks for GPUs, else the CPU."""
+    from peftshim.train import wants_cuda
+
+    return torch.device("cuda:0") if wants_cuda(spec) else torch.device("cpu")
 
 
 def check_adapter(spec: JobSpec, adapter: Path | None) -> None:
@@ -170,19 +196,25 @@ def left_padded(prompts: Sequence[list[int]], pad_id: int, device: torch.device)
 
 
 def generate_batch(model: Any, tokenizer: Any, prompts: Sequence[list[int]], settings: GenerateSpec, *,
-                   device: torch.device, seed: int) -> tuple[list[str], int]:
-    """Decoded responses (cut at the end of turn) and how many tokens they took."""
+                   device: torch.device, seed: int, streamer: Any | None = None) -> tuple[list[str], int]:
+    """Decoded responses (cut at the end of turn) and how many tokens they took; `streamer` (a
+    transformers BaseStreamer, one prompt, no beam search) sees the prompt and then each new token."""
     ids, mask = left_padded(prompts, tokenizer.pad_token_id, device)
     torch.manual_seed(seed)
     with torch.no_grad(), torch.compiler.set_stance("force_eager"):
-        out = model.generate(input_ids=ids, attention_mask=mask, **decoding_kwargs(settings, tokenizer))
+        out = model.generate(input_ids=ids, attention_mask=mask, streamer=streamer, **decoding_kwargs(settings, tokenizer))
     texts, tokens = [], 0
     for row in out[:, ids.shape[1]:].tolist():
-        if tokenizer.eos_token_id in row:
-            row = row[: row.index(tokenizer.eos_token_id)]
+        row = until_end_of_turn(row, tokenizer)
         tokens += len(row)
         texts.append(tokenizer.decode(row, skip_special_tokens=True).strip())
     return texts, tokens
+
+
+def until_end_of_turn(ids: list[int], tokenizer: Any) -> list[int]:
+    """A response's ids before the tokenizer's EOS, the token that ends every training target."""
+    eos = tokenizer.eos_token_id
+    return ids[: ids.index(eos)] if eos in ids else ids
 
 
 def split_strategy(response: str, strategy_mode: str) -> tuple[str, str | None]:
@@ -206,7 +238,10 @@ def output_row(row: Row, response: str, strategy_mode: str) -> dict[str, Any]:
 def settings_of(job: Generation) -> dict[str, Any]:
     """What the output directory stands for (peftctl hashes the same object for the directory's name)."""
     decoding = {k: v for k, v in asdict(job.spec.eval.generate).items() if k != "samples"}
-    return {"generate": decoding, "split": job.split, "limit": job.limit, "adapter": adapter_label(job)}
+    settings = {"generate": decoding, "split": job.split, "limit": job.limit, "adapter": adapter_label(job)}
+    if job.spec.eval.data is not None:  # absent otherwise, so directories made before eval.data keep their names
+        settings["data"] = asdict(job.spec.eval.data)
+    return settings
 
 
 def adapter_label(job: Generation) -> str:
@@ -258,7 +293,7 @@ def append_rows(path: Path, rows: Sequence[dict[str, Any]]) -> None:
 
 def generate(job: Generation, *, stop: Any, events: EventWriter | None = None) -> int:
     """Generates every row of the split not yet written; 0 when all are, 75 when stopped (after a batch)."""
-    from peftshim.train import versions, wants_cuda
+    from peftshim.train import versions
 
     rows, train_dialogues = split_rows(job.spec, job.split, job.limit)
     check_adapter(job.spec, job.adapter)
@@ -269,8 +304,8 @@ def generate(job: Generation, *, stop: Any, events: EventWriter | None = None) -
               file=sys.stderr, flush=True)
         return EXIT_DONE
     events = events or EventWriter(job.spec.run_id, job.out_dir / EVENTS_FILE)
-    device = torch.device("cuda:0") if wants_cuda(job.spec) else torch.device("cpu")
-    model, tokenizer = setup_model(job.spec, job.adapter, train_dialogues, device=device)
+    device = generation_device(job.spec)
+    model, tokenizer = setup_model(job.spec, job.adapter, lambda: training_text(train_dialogues), device=device)
     total = sum(p.numel() for p in model.parameters())
     events.start(attempt=1, versions=versions(), device=str(device), trainable=0, total=total,
                  resumed_from_step=len(rows) - len(todo) if done else None)

@@ -156,9 +156,19 @@ class GenerateSpec:
 
 
 @dataclass(frozen=True)
+class EvalDataSpec:
+    """`peftctl eval` on another data set than data's (eval.data); eval.embeddings and eval.toxicity are the controller's."""
+
+    format: str
+    path: str
+    dialogues: str  # "split": the --split share by data.split; "all": every dialogue
+
+
+@dataclass(frozen=True)
 class EvalSpec:
     every_steps: int
     generate: GenerateSpec
+    data: EvalDataSpec | None
 
 
 @dataclass(frozen=True)
@@ -342,6 +352,9 @@ def _typed(hint: Any, value: Any) -> Any:
     if is_dataclass(hint):
         return _build(hint, value)  # type: ignore[arg-type]
     kinds = get_args(hint) or (hint,)
+    optional_class = next((kind for kind in kinds if is_dataclass(kind)), None)
+    if optional_class is not None and isinstance(value, dict):
+        return _build(optional_class, value)  # type: ignore[arg-type]
     if isinstance(value, float) and int in kinds and float not in kinds:
         return int(value)
     if isinstance(value, int) and not isinstance(value, bool) and float in kinds and int not in kinds:

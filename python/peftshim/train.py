@@ -148,7 +148,7 @@ def _check_ranks(spec: JobSpec, ranks: Ranks) -> None:
 def _setup_dialogues(spec: JobSpec) -> tuple[dict[str, list[Dialogue]], DataStats, str]:
     """The data file's dialogues by split, what reading them repaired and skipped, and the data fingerprint."""
     data_path = Path(spec.data.path)
-    dialogues, stats = read_dialogues(spec.data.format, data_path)
+    dialogues, stats = read_dialogues(spec.data.format, data_path, max_length=spec.data.max_length)
     split = spec.data.split
     by_split = split_dialogues(dialogues, split.train, split.valid, split.test, split.seed)
     fingerprint = data_fingerprint(data_path, _data_params(spec), template_version=TEMPLATE_VERSION)
@@ -225,7 +225,8 @@ def total_steps_for(spec: JobSpec, *, rows_per_epoch: int) -> int:
 def _data_report(stats: DataStats, examples: dict[str, list[Example]], truncated: int, first_epoch: list[Batch],
                  fingerprint: str) -> dict[str, Any]:
     return dict(examples={name: len(split) for name, split in examples.items()}, dialogues=stats.dialogues,
-                skipped=dict(stats.skipped), repaired=dict(stats.repaired), truncated=truncated,
+                skipped=dict(stats.skipped), repaired=dict(stats.repaired), mapped=dict(stats.mapped),
+                truncated=truncated,
                 train_tokens=sum(len(e.input_ids) for e in examples["train"]),
                 pad_fraction=pad_fraction(first_epoch), fingerprint=fingerprint)
 
@@ -510,8 +511,48 @@ def cache_dir() -> Path:
     return Path(configured) if configured else Path(__file__).resolve().parents[2] / ".cache" / "peftshim"
 
 
+class DeviceUnavailable(Exception):
+    """The job was placed on GPUs that this torch cannot use (exit 2, error kind `environment`)."""
+
+
 def wants_cuda(spec: JobSpec) -> bool:
-    return spec.resources.gpus > 0 and torch.cuda.is_available()
+    """Whether the job runs on CUDA: it asks for GPUs and torch can use them.
+
+    A job placed on GPU ids (CUDA_VISIBLE_DEVICES, set by the controller) whose torch has no CUDA (a
+    CPU wheel, a driver too old for the build) is refused with DeviceUnavailable: training on the CPU
+    while status.json records a GPU would be silently orders of magnitude slower. Jobs without GPU ids
+    (no GPU on the host: the controller says so), and ids the controller only simulates
+    (PEFTCTL_FAKE_GPUS, passed on as PEFTSHIM_SIMULATED_GPUS=1), run on the CPU as documented.
+    """
+    if spec.resources.gpus <= 0:
+        return False
+    if torch.cuda.is_available():
+        return True
+    placed = placed_gpus()
+    if placed and os.environ.get("PEFTSHIM_SIMULATED_GPUS") != "1":
+        raise DeviceUnavailable(_missing_cuda_message(placed))
+    return False
+
+
+def placed_gpus() -> list[str]:
+    """The GPU ids in CUDA_VISIBLE_DEVICES (-1, or nothing, hides every GPU)."""
+    ids = [part.strip() for part in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if part.strip()]
+    return [] if ids[:1] == ["-1"] else ids
+
+
+def _missing_cuda_message(placed: list[str]) -> str:
+    if torch.version.cuda is None:
+        found = "a CPU-only build (torch.version.cuda is None)"
+    else:
+        try:
+            torch.cuda.init()  # raises with the driver's own words ("found no NVIDIA driver", "too old")
+            reason = f"{torch.cuda.device_count()} usable device(s)"
+        except Exception as err:  # noqa: BLE001 - whatever CUDA says is the message we want
+            reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        found = f"built for CUDA {torch.version.cuda}, but CUDA cannot start: {reason}"
+    return (f"the job was placed on GPU {','.join(placed)} (CUDA_VISIBLE_DEVICES) but torch {torch.__version__} is "
+            f"{found}; install a torch build that matches this host's driver, or set resources.gpus: 0 to train "
+            "on the CPU")
 
 
 def pick_device(spec: JobSpec, ranks: Ranks) -> torch.device:

@@ -25,9 +25,11 @@ SCHEMA = PROJECT_ROOT / "schema" / "job.schema.json"
 def _defaults(node: dict[str, Any]) -> dict[str, Any]:
     """Every default of a JSON Schema object, nested objects included."""
     out: dict[str, Any] = {}
+    required = set(node.get("required", ()))
     for key, prop in node.get("properties", {}).items():
         if prop.get("type") == "object" and "properties" in prop:
-            out[key] = _defaults(prop)
+            if key in required or "default" in prop:  # an optional section (eval.data) stays out
+                out[key] = _defaults(prop)
         elif "default" in prop:
             out[key] = copy.deepcopy(prop["default"])
     return out

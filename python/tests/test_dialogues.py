@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import copy
+import re
 from collections import Counter
 from pathlib import Path
 
 import pytest
 
+from peftshim import datafile
 from peftshim.dialogues import (
+    ESCONV_OLDER_STRATEGIES,
     ESCONV_STRATEGIES,
     EXTES_STRATEGIES,
     DataError,
     Dialogue,
     Turn,
     data_fingerprint,
+    max_text_chars,
     read_dialogues,
     split_dialogues,
 )
@@ -62,6 +66,44 @@ def test_esconv_strategy_off_list_and_missing(write_json) -> None:
     assert stats.skipped == Counter({"unknown_speaker": 1})
 
 
+def test_esconv_release_sample_maps_roles_and_older_strategy_names(samples_dir: Path) -> None:
+    dialogues, stats = read_dialogues("esconv", samples_dir / "esconv-release-sample.json")
+    assert stats.dialogues == len(dialogues) == 4
+    assert not stats.skipped and set(stats.repaired) == {"merged_consecutive_turns"}
+    # Every turn of the file is a speaker's or a listener's: 40 turns, each counted once.
+    assert stats.mapped["role speaker -> seeker"] == 18 and stats.mapped["role listener -> supporter"] == 22
+    assert stats.mapped["strategy Questions -> Question"] == 4
+    assert stats.mapped["strategy Direct Guidance -> Providing Suggestions"] == 2
+    strategies = [t.strategy for d in dialogues for t in d.turns if t.role == "assistant"]
+    assert set(strategies) <= set(ESCONV_STRATEGIES) and len(set(strategies)) == 7
+    assert dialogues[0].scene == "academic pressure" and dialogues[0].turns[0].role == "assistant"
+    assert dialogues[0].turns[1].text == "Hi. I have a thesis due soon and I'm panicking."  # merged, stripped
+    for d in dialogues:
+        assert all(a.role != b.role for a, b in zip(d.turns, d.turns[1:]))
+
+
+def test_older_esconv_strategy_names_map_onto_the_eight() -> None:
+    assert set(ESCONV_OLDER_STRATEGIES.values()) <= set(ESCONV_STRATEGIES)
+    assert not set(ESCONV_OLDER_STRATEGIES) & set(ESCONV_STRATEGIES)
+
+
+def test_older_names_in_any_case_and_roles_in_one_dialogue(write_json) -> None:
+    path = write_json("esconv.json", [{"problem_type": "p", "situation": "s", "dialog": [
+        {"speaker": "Speaker", "content": "I'm scared.", "annotation": {"feedback": "3"}},
+        {"speaker": "listener", "content": "Why?", "annotation": {"strategy": "questions"}},
+        {"speaker": "seeker", "content": "Exams.", "annotation": {}},
+        {"speaker": "supporter", "content": "Plan a day off.", "annotation": {"strategy": "direct guidance"}},
+        {"speaker": ["listener"], "content": "?", "annotation": {}},
+    ]}])
+    [dialogue], stats = read_dialogues("esconv", path)
+    assert [(t.role, t.strategy) for t in dialogue.turns] == [
+        ("user", None), ("assistant", "Question"), ("user", None), ("assistant", "Providing Suggestions")]
+    assert stats.mapped == Counter({"role speaker -> seeker": 1, "role listener -> supporter": 1,
+                                    "strategy Questions -> Question": 1,
+                                    "strategy Direct Guidance -> Providing Suggestions": 1})
+    assert stats.skipped == Counter({"unknown_speaker": 1}) and not stats.repaired
+
+
 def test_chat_jsonl_parses(write_jsonl) -> None:
     path = write_jsonl("chat.jsonl", [
         {"messages": [
@@ -78,6 +120,16 @@ def test_chat_jsonl_parses(write_jsonl) -> None:
     assert [(t.role, t.text, t.strategy) for t in dialogue.turns] == [
         ("user", "Hello", None), ("assistant", "Hi, how can I help?", None)]
     assert stats.skipped == Counter({"unknown_role": 1, "no_reply_after_user": 1, "no_messages": 1})
+
+
+def test_chat_role_that_is_not_a_string_is_skipped(write_jsonl) -> None:
+    # a list as the role used to be looked up in a dict: TypeError (unhashable), a traceback
+    path = write_jsonl("chat.jsonl", [{"messages": [
+        {"role": ["user"], "content": "x"}, {"role": {"a": 1}, "content": "y"},
+        {"role": "user", "content": "Hello"}, {"role": "assistant", "content": "Hi"}]}])
+    [dialogue], stats = read_dialogues("chat", path)
+    assert [t.text for t in dialogue.turns] == ["Hello", "Hi"]
+    assert stats.skipped == Counter({"unknown_role": 2})
 
 
 def test_alpaca_parses(write_json) -> None:
@@ -262,6 +314,58 @@ def test_empty_list_and_missing_file_and_binary(tmp_path: Path, write_json) -> N
     with pytest.raises(DataError, match="unknown data format 'csv'"):
         read_dialogues("csv", binary)
 
+
+
+def test_json_list_errors_name_the_record_and_its_line(tmp_path: Path) -> None:
+    good = '{"problem_type": "p", "situation": "s", "dialog": []}'
+    cases = {
+        "[\n" + good + ",\n" + good + ",\n]": r":4:1: not valid JSON: Expecting value",  # a trailing comma
+        "[\n" + good + "\n" + good + "]": r":3:1: not valid JSON: expected ',' or ']' after record 1",
+        "[" + good + "] []": r":1:\d+: not valid JSON: Extra data",
+        "[" + good + "": r":1:\d+: not valid JSON: expected ',' or ']' after record 1, found end of data",
+        "[\n" + good + ",\n\n  " + '{"n": ' + "1" * 4400 + "}]": r":4: record 2: an integer literal of 4400 digits",
+        '"just a string"': r": expected a JSON list of records at the top level, found a string",
+    }
+    for text, message in cases.items():
+        path = tmp_path / "bad.json"
+        path.write_text(text, encoding="utf-8")
+        with pytest.raises(DataError, match=rf"^{re.escape(str(path))}{message}"):
+            read_dialogues("esconv", path)
+
+
+def test_lone_surrogate_is_rejected_naming_the_record_but_a_pair_is_text(tmp_path: Path) -> None:
+    record = '{"problem_type": "p", "situation": "%s", "dialog": [{"speaker": "seeker", "content": "hi"}, ' \
+             '{"speaker": "supporter", "content": "%s"}]}'
+    path = tmp_path / "d.json"
+    path.write_text("[" + record % ("s", "a smile \\ud83d\\ude00") + "]", encoding="utf-8")
+    [dialogue], _ = read_dialogues("esconv", path)
+    assert dialogue.turns[1].text == "a smile \U0001f600"
+    path.write_text("[" + record % ("s", "ok") + ",\n" + record % ("lost \\udc00 half", "ok") + "]", encoding="utf-8")
+    with pytest.raises(DataError, match=r"d\.json:2: record 2: the description contains a lone UTF-16 surrogate \\udc00 "
+                                        r"\(after 'lost '\)"):
+        read_dialogues("esconv", path)
+
+
+def test_texts_beyond_what_max_length_can_use_are_cut(write_json) -> None:
+    limit = max_text_chars(16)
+    long = "x" * (limit + 5)
+    path = write_json("esconv.json", [{"problem_type": long, "situation": "short", "dialog": [
+        {"speaker": "seeker", "content": long}, {"speaker": "supporter", "content": "ok " * limit, "annotation": {"strategy": "Question"}}]}])
+    [full], stats = read_dialogues("esconv", path)
+    assert not stats.repaired and len(full.turns[0].text) == limit + 5
+    [cut], stats = read_dialogues("esconv", path, max_length=16)
+    assert stats.repaired == Counter({"text_cut": 3})
+    assert (len(cut.scene), cut.description, len(cut.turns[0].text)) == (limit, "short", limit)
+    assert cut.turns[1].text == full.turns[1].text[:limit]
+
+
+def test_a_file_larger_than_memory_allows_is_refused_before_reading(samples_dir: Path, monkeypatch) -> None:
+    path = samples_dir / "esconv-sample.json"
+    monkeypatch.setattr(datafile, "available_memory", lambda: path.stat().st_size * 2)
+    with pytest.raises(DataError, match=r"esconv-sample\.json: the data file is 0\.00 GiB; reading it takes about"):
+        read_dialogues("esconv", path)
+    monkeypatch.setattr(datafile, "available_memory", lambda: path.stat().st_size * 10)
+    assert read_dialogues("esconv", path)[1].dialogues == 8
 
 
 # ---------------------------------------------------------------------------------------------- split

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from peftshim.contract import IGNORE_INDEX
-from peftshim.dialogues import DataError, Dialogue, Turn, read_dialogues
+from peftshim.dialogues import MAX_CHARS_PER_TOKEN, DataError, Dialogue, Turn, read_dialogues
 from peftshim.examples import Example, build_examples, example_chars, prompt_ids, render_plain
 from peftshim.tokenizer import train_tokenizer
 
@@ -107,6 +107,43 @@ def test_target_longer_than_max_length_is_cut_and_counted(sample_tokenizer) -> N
     assert len(last.input_ids) == 64
     assert sample_tokenizer.eos_token_id not in _target(last)
     assert sample_tokenizer.decode(last.input_ids).startswith("<s>Assistant: [Empathetic Statements] You are not alone")
+
+
+@pytest.mark.parametrize("max_length", [16, 64])
+def test_cutting_long_texts_leaves_every_example_as_it_was(sample_tokenizer, write_json, max_length: int) -> None:
+    # read_dialogues(max_length=) cuts texts to what max_length tokens can use; the examples (and the
+    # prompts of generation) built from the cut texts must be those of the whole texts.
+    words = " ".join(f"feeling {i} of so many" for i in range(1500))  # ~33k characters of short words
+    record = {"problem_type": words, "situation": "exams", "dialog": [
+        {"speaker": "seeker", "content": words},
+        {"speaker": "supporter", "content": "a" * 20_000, "annotation": {"strategy": "Question"}},  # one long "word"
+        {"speaker": "seeker", "content": "And then?"},
+        {"speaker": "supporter", "content": words, "annotation": {"strategy": "Information"}},
+        {"speaker": "seeker", "content": "Thanks."},
+        {"speaker": "supporter", "content": "Anytime.", "annotation": {"strategy": "Others"}},
+    ]}
+    path = write_json("long.json", [record])
+    whole, _ = read_dialogues("esconv", path)
+    cut, stats = read_dialogues("esconv", path, max_length=max_length)
+    assert stats.repaired["text_cut"] == 4 and len(cut[0].scene) < len(whole[0].scene)
+    built = [build_examples(d, sample_tokenizer, max_length=max_length, strategy="inline") for d in (whole, cut)]
+    assert built[0] == built[1] and built[0][1] == 2  # both long targets are cut to max_length, as before
+    for k in (1, 3, 5):
+        context = [Dialogue(d[0].scene, d[0].description, d[0].turns[:k]) for d in (whole, cut)]
+        prompts = {tuple(prompt_ids(c, sample_tokenizer, max_length=max_length, strategy="inline")) for c in context}
+        assert len(prompts) == 1 and len(next(iter(prompts))) <= max_length  # a situation that does not fit stays out
+
+
+def test_builtin_tokenizer_tokens_are_within_max_chars_per_token(samples_dir: Path) -> None:
+    # The cut's bound: no token of the built-in models' tokenizer covers more than MAX_CHARS_PER_TOKEN.
+    from peftshim.examples import training_text
+    from peftshim.model import BUILTIN_TOKENIZER_VOCAB
+
+    dialogues, _ = read_dialogues("extes", samples_dir / "extes-sample.json")
+    tokenizer = train_tokenizer(training_text(dialogues), vocab_size=BUILTIN_TOKENIZER_VOCAB)
+    # a byte-level vocabulary writes each byte as one character: a token's length bounds its characters
+    longest = max(len(token) for token in tokenizer.get_vocab())
+    assert 4 < longest <= MAX_CHARS_PER_TOKEN
 
 
 def test_prompt_ids_match_the_training_prompt(sample_tokenizer) -> None:
@@ -219,7 +256,8 @@ def test_train_tokenizer_is_deterministic_and_byte_level() -> None:
     assert a.encode(unseen)[0] == a.bos_token_id and a.chat_template is None
 
 
-@pytest.mark.parametrize("name", ["extes-sample.json", "extes-irregular.json", "esconv-sample.json"])
+@pytest.mark.parametrize("name", ["extes-sample.json", "extes-irregular.json", "esconv-sample.json",
+                                  "esconv-release-sample.json"])
 def test_example_chars_counts_the_examples_training_builds(sample_tokenizer, samples_dir: Path, name: str) -> None:
     # The plan's token estimate (`data-summary`) is this count: it must be the number of examples
     # build_examples makes of the same file, and each length the plain rendering up to its target.

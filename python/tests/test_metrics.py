@@ -32,6 +32,9 @@ from peftmetrics.strategy import strategy_scores
 from peftmetrics.tokenize import tokenize
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+# A scorer speaking eval.toxicity.command's protocol: the share of a response's words in a small list.
+TOXICITY_SCORER = REPO_ROOT / "test/fixtures/word-list-toxicity.py"
+TOXIC_WORDS = {"hate", "stupid", "idiot", "awful", "feel"}
 
 # (response, reference or references, reference_strategy, predicted_strategy)
 CORPUS: list[tuple[str, str | list[str], str | None, str | None]] = [
@@ -64,6 +67,7 @@ CORPUS: list[tuple[str, str | list[str], str | None, str | None]] = [
     ("I'm here for you.", "I'm here to listen.", "Affirmation and Reassurance", "Affirmation and Reassurance"),
     ("How long have you felt this way?", "How long has this been going on?", "Question", "Question"),
     ("That must have been so frustrating!!!", "That sounds frustrating.", "Reflection of feelings", "Reflection of feelings"),
+    ("Awful, awful idiot!", "That sounds awful.", None, None),
     ("You did the right thing.", "I think you did the right thing.", "Affirmation and Reassurance", "Affirmation and Reassurance"),
     ("ok ok ok", "ok", "Others", "Others"),
     ("Don't be too hard on yourself.", "Do not be so hard on yourself.", "Affirmation and Reassurance", "Providing Suggestions"),
@@ -133,7 +137,7 @@ def our_meteor(reference_meteor):
 
 @pytest.fixture(scope="module")
 def result(our_meteor: MeteorJar, glove: Path) -> dict:
-    return score_pairs(_pairs(), glove, meteor=our_meteor)
+    return score_pairs(_pairs(), glove, meteor=our_meteor, toxicity=[sys.executable, str(TOXICITY_SCORER)])
 
 
 # --- tokens -------------------------------------------------------------------------------------
@@ -402,6 +406,44 @@ def test_cli_missing_embeddings_file_is_exit_2(tmp_path: Path) -> None:
     path.write_text(json.dumps({"response": "a", "reference": "b"}) + "\n", encoding="utf-8")
     done = _cli("score", "--pairs", str(path), "--embeddings", str(tmp_path / "nope.txt"))
     assert done.returncode == 2 and "nope.txt: no such file" in done.stderr and "Traceback" not in done.stderr
+
+
+# --- toxicity (a scorer the user plugs in) ----------------------------------------------------------
+
+
+def test_toxicity_is_the_scorers_mean_and_share_above_half(result: dict) -> None:
+    scores = []
+    for response, *_ in CORPUS:
+        words = response.lower().split()
+        scores.append(sum(w.strip(".,!?") in TOXIC_WORDS for w in words) / len(words) if words else 0.0)
+    assert any(s > 0.5 for s in scores) and any(0 < s <= 0.5 for s in scores)  # the corpus tests both sides
+    assert result["metrics"]["toxicity"] == pytest.approx(sum(scores) / len(scores), abs=1e-12)
+    assert result["metrics"]["toxicity_share"] == pytest.approx(sum(s > 0.5 for s in scores) / len(scores), abs=1e-12)
+
+
+def test_toxicity_scorer_answering_objects_or_a_command_line() -> None:
+    from peftmetrics.toxicity import score_toxicity
+
+    line = f"{sys.executable} {TOXICITY_SCORER} --constant 0.75 --objects"
+    assert score_toxicity(["a", "b"], line) == {"toxicity": 0.75, "toxicity_share": 1.0}
+    assert score_toxicity(["a", "b"], [sys.executable, str(TOXICITY_SCORER), "--constant", "0.5"]) == {"toxicity": 0.5, "toxicity_share": 0.0}
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--short"], r"gave 1 scores for 2 responses"),
+        (["--constant", "1.5"], r"expected a score in \[0, 1\]"),
+    ],
+)
+def test_cli_toxicity_scorer_that_answers_badly_is_exit_1_with_one_line(tmp_path: Path, extra: list[str], message: str) -> None:
+    path = tmp_path / "p.jsonl"
+    path.write_text("".join(json.dumps({"response": r, "reference": "b"}) + "\n" for r in ("a", "b")), encoding="utf-8")
+    done = _cli("score", "--pairs", str(path), "--toxicity-command", " ".join([sys.executable, str(TOXICITY_SCORER), *extra]))
+    assert done.returncode == 1, done.stderr
+    assert "Traceback" not in done.stderr and re.search(message, done.stderr), done.stderr
+    missing = _cli("score", "--pairs", str(path), "--toxicity-command", "no-such-scorer --x")
+    assert missing.returncode == 1 and "'no-such-scorer': no such program" in missing.stderr
 
 
 def test_counter_sanity() -> None:

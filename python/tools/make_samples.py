@@ -591,6 +591,118 @@ ESCONV_DIALOGUES: list[tuple[str, str, str, list[str]]] = [
 ]
 
 
+# The strategy names of ESConv's first annotation round, as its release file FailedESConv.json has them
+# (python/peftshim/dialogues.py maps them onto ESConv's eight: ESCONV_OLDER_STRATEGIES).
+ESCONV_RELEASE = {
+    "Qs": "Questions",
+    "Q": "Question",
+    "Re": "Restatement",
+    "RP": "Restatement or Paraphrasing",
+    "RF": "Reflection of feelings",
+    "SD": "Self-disclosure",
+    "AR": "Affirmation and Reassurance",
+    "ApR": "Approval and Reassurance",
+    "PS": "Providing Suggestions",
+    "DG": "Direct Guidance",
+    "IN": "Information",
+    "Ot": "Other",
+}
+
+# The release file's layout: "speaker" is the seeker ("U: text", or "U3: text" with the per-turn feedback
+# rating 3 that the release puts on some seeker turns), "listener" the supporter. Consecutive turns of
+# one speaker and a listener opening the conversation are as common there as here.
+ESCONV_RELEASE_DIALOGUES: list[tuple[str, str, str, list[str]]] = [
+    (
+        "anxiety",
+        "academic pressure",
+        "My thesis is due in three weeks and I have barely started writing.",
+        [
+            "Qs: Hello, what brings you here today?",
+            "U: Hi.",
+            "U: I have a thesis due soon and I'm panicking.",
+            "Re: Your thesis deadline is close and it's making you panic.",
+            "U4: Yes. I keep opening the file and closing it again.",
+            "RF: That sounds exhausting, being stuck between wanting to start and dreading it.",
+            "U: It is.",
+            "SD: When I wrote my own thesis I avoided it for a month, so I know that feeling.",
+            "DG: Write one paragraph today, just one, and stop there.",
+            "U5: One paragraph I can do.",
+            "ApR: That's a great first step, and you can build on it tomorrow.",
+            "Ot: Take care.",
+        ],
+    ),
+    (
+        "sadness",
+        "problems with friends",
+        "My oldest friend stopped answering my messages.",
+        [
+            "U: My best friend has been ignoring me for weeks.",
+            "Q: Did something happen between you before she went quiet?",
+            "U3: Not that I know of. We were fine at her birthday.",
+            "RP: So everything seemed normal, and then the silence came without a reason you can see.",
+            "U: Exactly, that's what hurts.",
+            "IN: Sometimes people withdraw because of their own troubles, not because of the friendship.",
+            "PS: You could send her a short note saying you miss her, without asking for an explanation.",
+            "U4: Maybe I will. Thank you.",
+            "AR: You clearly care about her, and that comes through.",
+        ],
+    ),
+    (
+        "fear",
+        "job crisis",
+        "I have a performance review on Friday and I think I will be let go.",
+        [
+            "Ot: Hi there!",
+            "Qs: How are you feeling today?",
+            "U: Scared. My review is on Friday and my manager has been cold with me.",
+            "RF: You sound really worried about what Friday will bring.",
+            "U2: I am. I can't sleep.",
+            "Qs: What do you think your manager is unhappy about?",
+            "U: I missed two deadlines last month.",
+            "IN: Reviews usually look at the whole year, not only at the last month.",
+            "DG: List what you finished this year and bring it with you.",
+            "U5: That's a good idea, I had forgotten half of it.",
+        ],
+    ),
+    (
+        "depression",
+        "ongoing depression",
+        "Everything feels flat since the winter started.",
+        [
+            "U: I don't enjoy anything anymore.",
+            "U: Even the things I used to love.",
+            "RF: It sounds like the colour has drained out of your days.",
+            "U3: That's a good way to put it.",
+            "Qs: How long have you been feeling this way?",
+            "U: Since November, more or less.",
+            "ApR: It took courage to say that out loud.",
+            "PS: Talking to a doctor about it could help; what you describe is something they see often.",
+            "U4: I'll think about it.",
+        ],
+    ),
+]
+
+
+def esconv_release_record(emotion: str, problem: str, situation: str, lines: list[str]) -> dict:
+    dialog = []
+    for line in lines:
+        tag, text = line.split(": ", 1)
+        if tag.startswith("U"):
+            annotation = {"feedback": tag[1:]} if tag[1:] else {}
+            dialog.append({"speaker": "speaker", "annotation": annotation, "content": text + "\n"})
+        else:
+            dialog.append({"speaker": "listener", "annotation": {"strategy": ESCONV_RELEASE[tag]}, "content": text})
+    return {
+        "experience_type": "Current Experience",
+        "emotion_type": emotion,
+        "problem_type": problem,
+        "situation": situation,
+        "survey_score": {"seeker": {"initial_emotion_intensity": "4", "empathy": "4", "relevance": "4",
+                                    "final_emotion_intensity": "2"}, "supporter": {}},
+        "dialog": dialog,
+    }
+
+
 def extes_record(scene: str, description: str, lines: list[str]) -> dict:
     content = []
     for line in lines:
@@ -678,6 +790,7 @@ def main() -> None:
     outputs = {
         "extes-sample.json": [extes_record(*d) for d in EXTES_DIALOGUES],
         "esconv-sample.json": [esconv_record(*d) for d in ESCONV_DIALOGUES],
+        "esconv-release-sample.json": [esconv_release_record(*d) for d in ESCONV_RELEASE_DIALOGUES],
         "extes-irregular.json": irregular_records(),
     }
     for name, records in outputs.items():

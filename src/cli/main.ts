@@ -4,6 +4,7 @@ import { Command, CommanderError, Option } from "commander";
 import { ExitCode, PeftctlError } from "../errors.ts";
 import { projectRoot } from "../shim.ts";
 import { commands } from "./commands/index.ts";
+import { watchOutputStreams } from "./stdout.ts";
 
 const { version } = JSON.parse(readFileSync(path.join(projectRoot, "package.json"), "utf8")) as { version: string };
 
@@ -45,6 +46,7 @@ export function reportError(error: unknown): number {
 }
 
 export async function main(argv: readonly string[]): Promise<number> {
+  watchOutputStreams();
   try {
     await buildProgram().parseAsync(argv as string[], { from: "user" });
     return process.exitCode === undefined ? ExitCode.ok : Number(process.exitCode);

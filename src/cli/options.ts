@@ -1,9 +1,9 @@
 import { Option } from "commander";
 import { UserError } from "../errors.ts";
 
-/** `--set key.path=value`, repeatable: the config overrides of validate, plan and run. */
-export function setOption(): Option {
-  return new Option("--set <key.path=value>", "override a config value (repeatable), e.g. --set method.r=16")
+/** `--set key.path=value`, repeatable: the config overrides of validate, plan and run (eval: of the eval section). */
+export function setOption(description = "override a config value (repeatable), e.g. --set method.r=16"): Option {
+  return new Option("--set <key.path=value>", description)
     .argParser((value: string, previous: string[] | undefined) => [...(previous ?? []), value])
     .default([]);
 }

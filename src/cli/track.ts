@@ -1,8 +1,7 @@
 /**
  * What `run` and `resume` do once run dirs exist: launch the sweep with live progress, log what the
  * launch code and the Hub auto-push report, then print the status table and the adapters, and turn
- * the outcome into an exit code (0 all succeeded, 1 any failed, 130 any interrupted by the user:
- * Ctrl-C or `peftctl stop`).
+ * the outcome into an exit code (`sweepExitCode`).
  */
 import { ExitCode } from "../errors.ts";
 import { afterRunSucceeded } from "../hub/after-run.ts";
@@ -10,7 +9,8 @@ import { launchSweep, type SweepReport } from "../launch/sweep.ts";
 import { log } from "../log.ts";
 import { ProgressView } from "../report/progress.ts";
 import { renderSweepSummary, statusRows } from "../report/status-table.ts";
-import type { RunRef } from "../runs/store.ts";
+import { BAD_INPUT_KINDS } from "../runs/events.ts";
+import type { RunRef, RunStatus } from "../runs/store.ts";
 
 export type TrackOptions = {
   json: boolean;
@@ -51,9 +51,25 @@ export async function trackSweep(runs: RunRef[], options: TrackOptions): Promise
   } else {
     process.stdout.write(`\n${renderSweepSummary(rows)}`);
   }
-  const anyFailed = rows.some((r) => r.state === "failed");
-  // Interrupted by the user, through Ctrl-C here or `peftctl stop` elsewhere: 130, before failures.
-  const anyInterrupted = report.interruptedByUser || rows.some((r) => r.state === "interrupted");
-  const exitCode = anyInterrupted ? ExitCode.interrupted : anyFailed ? ExitCode.failure : ExitCode.ok;
-  return { exitCode, report };
+  // The shim's own words for what the user has to fix, whole (the table cuts them short).
+  for (const row of rows) {
+    if (isBadInputFailure(row)) log().error(`${row.run_id}: ${row.error!.kind}: ${row.error!.message}`);
+  }
+  return { exitCode: sweepExitCode(rows, report.interruptedByUser), report };
+}
+
+function isBadInputFailure(status: Pick<RunStatus, "state" | "error">): boolean {
+  return status.state === "failed" && status.error !== null && (BAD_INPUT_KINDS as readonly string[]).includes(status.error.kind);
+}
+
+/**
+ * 130 when the user interrupted (Ctrl-C here or `peftctl stop` elsewhere), before failures; else 2
+ * when every failed run was refused for bad input (spec, data, fingerprint, environment: a user
+ * error, also beside runs that succeeded); 1 when any run failed otherwise; 0.
+ */
+export function sweepExitCode(statuses: ReadonlyArray<Pick<RunStatus, "state" | "error">>, interruptedByUser: boolean): number {
+  if (interruptedByUser || statuses.some((s) => s.state === "interrupted")) return ExitCode.interrupted;
+  const failed = statuses.filter((s) => s.state === "failed");
+  if (failed.length === 0) return ExitCode.ok;
+  return failed.every(isBadInputFailure) ? ExitCode.usage : ExitCode.failure;
 }

@@ -10,7 +10,13 @@ import { didYouMean } from "./suggest.ts";
 
 /** Where a message goes: the value at the path, the key itself, or (for a missing key) its parent. */
 export type Anchor = "value" | "key";
-export type Report = (keyPath: KeyPath, message: string, anchor?: Anchor) => void;
+/** A message, or how to build it: building can cost (a suggestion), and only shown messages are built. */
+export type Message = string | (() => string);
+export type Report = (keyPath: KeyPath, message: Message, anchor?: Anchor) => void;
+
+export function messageText(message: Message): string {
+  return typeof message === "string" ? message : message();
+}
 
 type Issue = z.core.$ZodIssue & { input?: unknown };
 
@@ -123,8 +129,7 @@ function reportUnknownKey(root: unknown, parent: (string | number)[], key: strin
     report(keyPath, `\`${key}\` is a key path, and keys are not split at dots here: nest it (${head}: { ${rest.join(".")}: ... })`, "key");
     return;
   }
-  const candidates = keysAt(parent.map(String), kind);
-  report(keyPath, `unknown key \`${key}\`${didYouMean(key, candidates)}`, "key");
+  report(keyPath, () => `unknown key \`${key}\`${didYouMean(key, keysAt(parent.map(String), kind))}`, "key");
 }
 
 function reportUnion(

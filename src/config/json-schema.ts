@@ -109,7 +109,7 @@ export function renderConfigReference(): string {
     "  a value that is only a reference takes the key's type. `$${env:NAME}` is the literal text.",
     "- `--set key.path=value` (on `validate`, `plan`, `run`) overrides a value, read as the key's type:",
     "  `--set method.r=16`, `--set method.target_modules=[q_proj,v_proj]`, `--set sweep.parameters.method.r=[4,8]`.",
-    "- `data.path` is relative to the file that sets it (to the working directory for `--set`).",
+    "- `data.path`, `eval.data.path` and `eval.embeddings` are relative to the file that sets them (to the working directory for `--set`).",
     "- Errors are reported as `file:line:col: key.path: message`, all of them at once; `peftctl validate` exits 2.",
     "",
   ];

@@ -5,10 +5,9 @@
  * Mappings merge key by key; lists and scalars replace. A layer that changes `method.kind`
  * replaces the whole `method`: the options of one method mean nothing to another.
  */
-import type { KeyPath } from "./diagnostics.ts";
-import { isUnderPath, pathKey, type Origins, type Source } from "./source.ts";
+import { OriginTree } from "./origins.ts";
 
-export type Layered = { value: unknown; origins: Origins };
+export type Layered = { value: unknown; origins: OriginTree };
 
 export function isPlainObject(value: unknown): value is Record<string, unknown> {
   return value !== null && typeof value === "object" && !Array.isArray(value) && !(value instanceof Uint8Array);
@@ -19,34 +18,32 @@ export function setOwn(target: Record<string, unknown>, key: string, value: unkn
   Object.defineProperty(target, key, { value, enumerable: true, writable: true, configurable: true });
 }
 
-/** Forgets the origins of the value at `keyPath` and of everything under it. */
-export function dropOrigins(origins: Origins, keyPath: KeyPath): void {
-  const prefix = pathKey(keyPath);
-  for (const key of [...origins.keys()]) if (isUnderPath(key, prefix)) origins.delete(key);
-}
-
-function replaceOrigins(origins: Origins, from: Origins, keyPath: KeyPath): void {
-  dropOrigins(origins, keyPath);
-  const prefix = pathKey(keyPath);
-  for (const [key, origin] of from) if (isUnderPath(key, prefix)) origins.set(key, origin);
-}
-
-export function mergeLayers(base: Layered, override: Layered | Source): Layered {
-  const origins: Origins = new Map(base.origins);
-  const merge = (under: unknown, over: unknown, keyPath: string[]): unknown => {
-    const kindChanged =
-      keyPath.length === 1 && keyPath[0] === "method" && isPlainObject(under) && isPlainObject(over) && Object.hasOwn(over, "kind") && over.kind !== under.kind;
-    if (!isPlainObject(under) || !isPlainObject(over) || kindChanged) {
-      replaceOrigins(origins, override.origins, keyPath);
-      return over;
-    }
-    const own = override.origins.get(pathKey(keyPath));
-    if (own) origins.set(pathKey(keyPath), own);
+/**
+ * `override` over `base`. The result shares the subtrees (values and origins) it takes from either
+ * side, so neither layer may be changed afterwards; each merged mapping costs its number of keys.
+ */
+export function mergeLayers(base: Layered, override: Layered): Layered {
+  const merge = (under: unknown, over: unknown, underOrigins: OriginTree | undefined, overOrigins: OriginTree | undefined, keyPath: readonly string[]): [unknown, OriginTree] => {
+    const kindChanged = keyPath.length === 1 && keyPath[0] === "method" && isPlainObject(under) && isPlainObject(over) && Object.hasOwn(over, "kind") && over.kind !== under.kind;
+    if (!isPlainObject(under) || !isPlainObject(over) || kindChanged) return [over, overOrigins ?? new OriginTree()];
+    const origins = underOrigins?.shallowCopy() ?? new OriginTree();
+    if (overOrigins?.origin !== undefined) origins.origin = overOrigins.origin;
     const out: Record<string, unknown> = {};
     for (const [key, value] of Object.entries(under)) setOwn(out, key, value);
-    for (const [key, value] of Object.entries(over)) setOwn(out, key, Object.hasOwn(under, key) ? merge(under[key], value, [...keyPath, key]) : value);
-    for (const key of Object.keys(over)) if (!Object.hasOwn(under, key)) replaceOrigins(origins, override.origins, [...keyPath, key]);
-    return out;
+    for (const [key, value] of Object.entries(over)) {
+      const overChild = overOrigins?.child(key);
+      if (!Object.hasOwn(under, key)) {
+        setOwn(out, key, value);
+        if (overChild) origins.setChild(key, overChild);
+        else origins.deleteChild(key);
+        continue;
+      }
+      const [merged, mergedOrigins] = merge(under[key], value, underOrigins?.child(key), overChild, [...keyPath, key]);
+      setOwn(out, key, merged);
+      origins.setChild(key, mergedOrigins);
+    }
+    return [out, origins];
   };
-  return { value: merge(base.value, override.value, []), origins };
+  const [value, origins] = merge(base.value, override.value, base.origins, override.origins, []);
+  return { value, origins };
 }

@@ -6,10 +6,11 @@
  * A rule reads fields through `get`, which gives a field's parsed value (its default when absent)
  * or undefined when the field itself is invalid: a typo elsewhere in a section must not hide a rule.
  */
-import { ExperimentSchema, SweepSchema, type Experiment } from "./schema.ts";
+import type { z } from "zod";
+import { slurmTimeSeconds, SweepSchema, type Experiment } from "./schema.ts";
 import { batchLayout } from "./batch.ts";
 import type { KeyPath } from "./diagnostics.ts";
-import { reportIssues, type Report } from "./issues.ts";
+import { messageText, reportIssues, type Report } from "./issues.ts";
 import { isPlainObject, setOwn } from "./merge.ts";
 import { methodKindOf, resolveKeyPath } from "./schema-paths.ts";
 import { describePoint, pointResolver, type JobConfig, type ResolvedPoint, type SectionFailure, type SweepPoint } from "./sweep-points.ts";
@@ -132,6 +133,42 @@ const intervalsRule: CrossFieldRule = {
   },
 };
 
+/** A Slurm job needs its partition and time limit; the checkpoint signal must come before that limit. */
+const slurmRule: CrossFieldRule = {
+  severity: "error",
+  reads: ["resources.executor", "resources.slurm"],
+  optional: ["resources.slurm"],
+  check({ "resources.executor": executor, "resources.slurm": slurm }, isSet) {
+    if (executor !== "slurm") {
+      return slurm ? [{ fields: ["resources.slurm"], message: `resources.slurm is set but resources.executor is ${executor}: set executor: slurm, or remove the slurm settings` }] : [];
+    }
+    if (!slurm) {
+      // Set but invalid: its own error says why.
+      if (isSet("resources.slurm")) return [];
+      return [{ fields: ["resources.executor"], message: "executor slurm needs resources.slurm with at least partition and time, e.g. slurm: { partition: gpu, time: \"4:00:00\" }" }];
+    }
+    const limit = slurmTimeSeconds(slurm.time);
+    if (slurm.signal_grace_s >= limit) {
+      return [{ fields: ["resources.slurm.signal_grace_s", "resources.slurm.time"], message: `signal_grace_s ${slurm.signal_grace_s} is not below the time limit ${slurm.time} (${limit} s): the job would be told to checkpoint before it starts` }];
+    }
+    return [];
+  },
+};
+
+/** SSH hosts come with executor ssh, and executor ssh needs them. */
+const sshRule: CrossFieldRule = {
+  severity: "error",
+  reads: ["resources.executor", "resources.ssh"],
+  optional: ["resources.ssh"],
+  check({ "resources.executor": executor, "resources.ssh": ssh }, isSet) {
+    if (executor !== "ssh") {
+      return ssh ? [{ fields: ["resources.ssh"], message: `resources.ssh is set but resources.executor is ${executor}: set executor: ssh, or remove the ssh settings` }] : [];
+    }
+    if (ssh || isSet("resources.ssh")) return [];
+    return [{ fields: ["resources.executor"], message: "executor ssh needs resources.ssh with its hosts, e.g. ssh: { hosts: [{ host: gpu-a, python: /opt/venv/bin/python, workdir: /scratch/peftctl }] }" }];
+  },
+};
+
 /** The rule's findings, or none when a field it needs is invalid (that field's own error says why). */
 function runRule(rule: CrossFieldRule, get: Get, isSet: (field: string) => boolean): Finding[] {
   const values: Record<string, unknown> = {};
@@ -142,7 +179,7 @@ function runRule(rule: CrossFieldRule, get: Get, isSet: (field: string) => boole
   return rule.check(values, isSet);
 }
 
-const CROSS_FIELD_RULES: readonly CrossFieldRule[] = [batchRule, prefixTrainingRule, ia3FeedforwardRule, halfPrecisionFullRule, splitRule, intervalsRule];
+const CROSS_FIELD_RULES: readonly CrossFieldRule[] = [batchRule, prefixTrainingRule, ia3FeedforwardRule, halfPrecisionFullRule, splitRule, intervalsRule, slurmRule, sshRule];
 
 /** `experiment`: the schema's parse of `root` when it succeeded (the loader has it), for the sweep points. */
 export function checkRules(root: unknown, report: Report, warn: Report, experiment?: Experiment): void {
@@ -194,6 +231,18 @@ function checkSweep(root: Record<string, unknown>, report: Report, warn: Report)
   if (method !== "random" && n !== undefined) warn(["sweep", "n"], `n is ignored by a ${method} sweep (it runs every combination${method === "zip" ? " in step" : ""})`);
   if (Object.keys(parameters).length === 0) fail(["sweep", "parameters"], "a sweep needs at least one parameter");
 
+  // The size first: a sweep too large to plan is not worth checking value by value.
+  const domains = Object.values(parameters);
+  if (method === "random" || domains.every((domain) => Array.isArray(domain))) {
+    const size = sweepSize(sweep.data);
+    if (size > maxRuns) {
+      const where: KeyPath = isPlainObject(root.sweep) && "max_runs" in root.sweep ? ["sweep", "max_runs"] : method === "random" ? ["sweep", "n"] : ["sweep", "parameters"];
+      const what = method === "grid" ? `a grid of ${domains.map((values) => (values as unknown[]).length).join(" x ")} = ${size.toLocaleString("en-US")} runs` : `${size.toLocaleString("en-US")} runs`;
+      report(where, `this sweep plans ${what}, more than sweep.max_runs ${maxRuns.toLocaleString("en-US")}; sweep fewer values, or raise sweep.max_runs if you mean it`);
+      return false;
+    }
+  }
+
   const kind = methodKindOf(root);
   const listLengths: [string, number][] = [];
   for (const [key, values] of Object.entries(parameters)) {
@@ -216,15 +265,7 @@ function checkSweep(root: Record<string, unknown>, report: Report, warn: Report)
       }
     }
   }
-  if (errors > 0) return false;
-  const size = sweepSize(sweep.data);
-  if (size > maxRuns) {
-    const where: KeyPath = isPlainObject(root.sweep) && "max_runs" in root.sweep ? ["sweep", "max_runs"] : method === "random" ? ["sweep", "n"] : ["sweep", "parameters"];
-    const what = method === "grid" ? `a grid of ${Object.values(parameters).map((values) => (values as unknown[]).length).join(" x ")} = ${size.toLocaleString("en-US")} runs` : `${size.toLocaleString("en-US")} runs`;
-    report(where, `this sweep plans ${what}, more than sweep.max_runs ${maxRuns.toLocaleString("en-US")}; sweep fewer values, or raise sweep.max_runs if you mean it`);
-    return false;
-  }
-  return true;
+  return errors === 0;
 }
 
 function checkSweepKey(key: string, kind: string | undefined, report: Report): boolean {
@@ -248,34 +289,36 @@ function checkSweepKey(key: string, kind: string | undefined, report: Report): b
   return false;
 }
 
-/** Places `value` at the dotted `key` of a copy of the config. */
-function withValue(root: Record<string, unknown>, key: string, value: unknown): { config: Record<string, unknown>; keyPath: string[] } {
-  const { path: keyPath } = resolveKeyPath(key);
-  const config = structuredClone(root);
-  let node: Record<string, unknown> = config;
-  for (const segment of keyPath.slice(0, -1)) {
-    if (!isPlainObject(node[segment])) setOwn(node, segment, {});
-    node = node[segment] as Record<string, unknown>;
+/** Copy-on-write placement of `value` at `keyPath`: only the objects along the path are copied. */
+function withPath(target: Record<string, unknown>, keyPath: readonly string[], value: unknown): Record<string, unknown> {
+  const [head, ...rest] = keyPath as [string, ...string[]];
+  const copy: Record<string, unknown> = {};
+  for (const [key, member] of Object.entries(target)) setOwn(copy, key, member);
+  setOwn(copy, head, rest.length === 0 ? value : withPath(isPlainObject(target[head]) ? target[head] : {}, rest, value));
+  return copy;
+}
+
+/**
+ * Issues a sweep value has at its own key: the value is parsed by that key's schema alone (so the
+ * cost is the value's, not the config's, once per listed value), and the issues come with the
+ * config as it would be, for the messages' suggestions.
+ */
+function valueIssues(root: Record<string, unknown>, key: string, value: unknown): { config: Record<string, unknown>; keyPath: string[]; issues: z.core.$ZodIssue[] } {
+  const kind = methodKindOf(root);
+  const { path: keyPath, schemas } = resolveKeyPath(key, { methodKind: key === "method.kind" ? undefined : kind });
+  const config = withPath(root, keyPath, value);
+  let issues: z.core.$ZodIssue[] | undefined;
+  for (const schema of schemas) {
+    const parsed = schema.safeParse(value, { reportInput: true });
+    if (parsed.success) return { config, keyPath, issues: [] };
+    issues ??= parsed.error.issues;
   }
-  setOwn(node, keyPath.at(-1)!, value);
-  return { config, keyPath };
-}
-
-/** Issues that a sweep value causes at its own key, reported at the value in the sweep. */
-function valueIssues(root: Record<string, unknown>, key: string, value: unknown): { config: Record<string, unknown>; issues: ReturnType<typeof issuesUnder> } {
-  const { config, keyPath } = withValue(root, key, value);
-  return { config, issues: issuesUnder(config, keyPath) };
-}
-
-function issuesUnder(config: Record<string, unknown>, keyPath: string[]) {
-  const result = ExperimentSchema.safeParse(config, { reportInput: true });
-  if (result.success) return [];
-  return result.error.issues.filter((issue) => keyPath.every((segment, index) => String(issue.path[index]) === segment || (issue.code === "unrecognized_keys" && index === issue.path.length && issue.keys.includes(segment))));
+  return { config, keyPath, issues: issues ?? [] };
 }
 
 function checkSweepValue(root: Record<string, unknown>, key: string, value: unknown, where: KeyPath, report: Report): void {
-  const { config, issues } = valueIssues(root, key, value);
-  reportIssues(issues, config, (_, message) => report(where, `sweep value for \`${key}\`: ${message.replace(/, got .*$/, "")}, got ${JSON.stringify(value)}`));
+  const { config, keyPath, issues } = valueIssues(root, key, value);
+  reportIssues(issues, config, (_, message) => report(where, () => `sweep value for \`${key}\`: ${messageText(message).replace(/, got .*$/, "")}, got ${JSON.stringify(value)}`), keyPath);
 }
 
 function checkRange(root: Record<string, unknown>, key: string, range: { min: number; max: number; distribution: string }, report: Report): void {
@@ -309,11 +352,15 @@ function checkSweepPoints(root: Record<string, unknown>, experiment: Experiment,
   const sink = { error: report, warning: warn };
   const shown = new Map<string, { count: number; where: KeyPath; severity: "error" | "warning" }>();
   const tell = (severity: "error" | "warning", key: string, message: string, values: SweepPoint) => {
+    const seen = shown.get(message);
+    if (seen !== undefined && seen.count >= POINTS_SHOWN) {
+      seen.count++; // counted only: finding the value in its list costs the list's length
+      return;
+    }
     const where = sweptValueAt(sweep.parameters[key], key, values[key]);
-    const seen = shown.get(message) ?? { count: 0, where, severity };
-    if (seen.count < POINTS_SHOWN) sink[severity](where, `${message} (sweep point ${describePoint(values)})`, "key");
-    seen.count++;
-    shown.set(message, seen);
+    sink[severity](where, `${message} (sweep point ${describePoint(values)})`, "key");
+    if (seen === undefined) shown.set(message, { count: 1, where, severity });
+    else seen.count++;
   };
   const rules = CROSS_FIELD_RULES.map((rule) => ({ rule, swept: sweptKeys.filter((key) => rule.reads.some((field) => key === field || key.startsWith(`${field}.`) || field.startsWith(`${key}.`))) }))
     .filter(({ swept }) => swept.length > 0);

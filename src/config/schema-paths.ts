@@ -3,10 +3,10 @@
  * takes. `--set` uses it to split `sweep.parameters.method.r=...` and to read `--set name=123` as a
  * string; the sweep rules use it to reject keys that do not exist.
  */
-import { parse } from "yaml";
 import type { z } from "zod";
 import { isPlainObject } from "./merge.ts";
 import { ExperimentSchema } from "./schema.ts";
+import { parseValueText } from "./source.ts";
 
 type AnySchema = z.ZodType;
 type Def = {
@@ -184,12 +184,9 @@ export function methodKindsWithKey(key: string): string[] {
  * that key: `--set method.r=16` is a number, `--set model.revision=1234` stays a string.
  */
 export function parseTypedText(raw: string, schemas: AnySchema[], methodKind?: string): unknown {
-  let parsed: unknown;
-  try {
-    parsed = parse(raw, { logLevel: "silent" });
-  } catch {
-    return raw;
-  }
+  const read = parseValueText(raw);
+  if (read === undefined) return raw;
+  const parsed = read.value;
   if (typeof parsed === "string") return parsed;
   const accepted = acceptedTypes(schemas, methodKind);
   if (accepted.size === 0 || accepted.has("any") || accepted.has(typeOfValue(parsed))) return parsed;

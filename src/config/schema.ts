@@ -6,6 +6,7 @@
  * Objects are strict: an unknown key is an error (src/config suggests the nearest valid one).
  */
 import { z } from "zod";
+import { MAX_SWEEP_RUNS } from "./limits.ts";
 
 const positiveInt = z.number().int().positive();
 const nonNegativeInt = z.number().int().nonnegative();
@@ -101,6 +102,12 @@ export const SplitSchema = z.strictObject({
   seed: nonNegativeInt.default(42).describe("Seed of the deterministic dialogue-level split."),
 });
 
+/**
+ * The config's file paths, each relative to the file that sets it (made absolute by the loader) and
+ * hashed into run ids relative to the config's directory (src/plan/identity.ts). data.path first.
+ */
+export const FILE_PATH_KEYS = [["data", "path"], ["eval", "data", "path"], ["eval", "embeddings"]] as const satisfies ReadonlyArray<readonly string[]>;
+
 export const DataSchema = z.strictObject({
   format: z.enum(["extes", "esconv", "chat", "alpaca"]).describe("Input file format."),
   path: z.string().min(1).describe("Data file, relative to the config file or absolute."),
@@ -154,6 +161,30 @@ export const EvalSchema = z.strictObject({
     })
     .prefault({})
     .describe("Responses generated on the test split after training, for the text metrics."),
+  data: z
+    .strictObject({
+      format: DataSchema.shape.format,
+      path: z.string().min(1).describe("Data file, relative to the config file or absolute."),
+      dialogues: z
+        .enum(["split", "all"])
+        .default("split")
+        .describe("split: the --split share of this file by data.split's fractions and seed; all: every dialogue (a corpus never trained on)."),
+    })
+    .optional()
+    .describe("`peftctl eval`: generate on another data set than data (e.g. trained on ExTES, tested on ESConv); data's strategy and max_length apply."),
+  embeddings: z
+    .string()
+    .min(1)
+    .optional()
+    .describe("`peftctl eval`: word vectors in GloVe text format for Vector Extrema, Embedding Average and Greedy Matching (glove.6B.300d.txt as the papers); without them those read n/a."),
+  toxicity: z
+    .strictObject({
+      command: z
+        .union([z.string().min(1), z.array(z.string().min(1)).min(1)])
+        .describe("The scorer: reads {\"id\", \"text\"} JSON lines on stdin, writes one score in [0, 1] per line (split like a shell would; no shell runs it). Secrets it needs come from its environment."),
+    })
+    .optional()
+    .describe("`peftctl eval`: a toxicity scorer (e.g. Detoxify with local weights); reported as the mean and the share above 0.5; off by default (n/a)."),
 }).describe("Evaluation.");
 
 export const CheckpointSchema = z.strictObject({
@@ -162,12 +193,79 @@ export const CheckpointSchema = z.strictObject({
   keep_adapters: z.enum(["all", "best", "last"]).default("best").describe("Which checkpoints keep their adapter."),
 }).describe("Checkpoints: atomic, verified by a manifest, resumable.");
 
+/** sbatch's --time: minutes, MM:SS, HH:MM:SS, D-HH, D-HH:MM or D-HH:MM:SS. */
+export const SLURM_TIME = /^(\d+-\d{1,2}(:\d{1,2}(:\d{1,2})?)?|\d+(:\d{1,2}(:\d{1,2})?)?)$/;
+
+/** Seconds of a time limit that matches SLURM_TIME (sbatch's reading: one number is minutes, two are MM:SS). */
+export function slurmTimeSeconds(time: string): number {
+  const [days, clock] = time.includes("-") ? [Number(time.split("-")[0]), time.split("-")[1]!] : [0, time];
+  const parts = clock.split(":").map(Number);
+  const [h, m, s] = time.includes("-") ? [parts[0]!, parts[1] ?? 0, parts[2] ?? 0] : parts.length === 1 ? [0, parts[0]!, 0] : parts.length === 2 ? [0, parts[0]!, parts[1]!] : [parts[0]!, parts[1]!, parts[2]!];
+  return ((days * 24 + h) * 60 + m) * 60 + s;
+}
+
+export const SlurmSchema = z
+  .strictObject({
+    partition: z.string().min(1).describe("sbatch --partition."),
+    time: z.string().regex(SLURM_TIME, "expected a Slurm time limit: minutes, MM:SS, HH:MM:SS, D-HH, D-HH:MM or D-HH:MM:SS").describe("sbatch --time: the job's time limit (it checkpoints signal_grace_s before it)."),
+    account: z.string().min(1).optional().describe("sbatch --account."),
+    qos: z.string().min(1).optional().describe("sbatch --qos."),
+    constraint: z.string().min(1).optional().describe("sbatch --constraint (node features, e.g. a100|h100)."),
+    gres: z.string().min(1).optional().describe("sbatch --gres as written; default gpu:<resources.gpus> for a GPU job."),
+    cpus_per_task: positiveInt.optional().describe("sbatch --cpus-per-task."),
+    mem: z.string().regex(/^\d+[KMGT]?$/i, "expected megabytes or a size like 64G").optional().describe("sbatch --mem (per node), e.g. 64G."),
+    extra_args: z.array(z.string().min(1)).default([]).describe("More sbatch options, one per item (e.g. --exclusive); no secrets: they are part of job.json."),
+    signal_grace_s: positiveInt.default(300).describe("SIGTERM this many seconds before the time limit (--signal=B:TERM@N), so the job checkpoints and is requeued."),
+  })
+  .describe("The Slurm job of each run (resources.executor: slurm); the runs dir must be on a filesystem the nodes share.");
+
+/** An address, user@address or Host alias; a password written into it (user:secret@host) is refused. */
+const SSH_HOST = /^(?:[A-Za-z0-9._-]+@)?[A-Za-z0-9._-]+$/;
+
+export const SshHostSchema = z
+  .strictObject({
+    host: z
+      .string()
+      // refine, not regex: the message must not echo the value, which may hold a password
+      .refine((host) => SSH_HOST.test(host), "expected an address, user@address or a Host alias of your ssh config (no password or port here: put Port, User and IdentityFile in the ssh config)")
+      .describe("An address, user@address, or a Host alias of the ssh config (keys, port and user belong there, never here)."),
+    gpus: nonNegativeInt.optional().describe("GPUs of the host; found by nvidia-smi over ssh when not given."),
+    cpu_slots: positiveInt.default(1).describe("Concurrent CPU jobs on the host (jobs with gpus: 0, or any job when it has no GPU)."),
+    python: z.string().min(1).default("python3").describe("The host's Python with the shim's requirements (python/requirements.txt)."),
+    workdir: z.string().min(1).default("peftctl-work").describe("Where run dirs, data and the shim's code live on the host (relative: to the login directory)."),
+  })
+  .describe("One SSH host jobs run on.");
+
+export const SshSchema = z
+  .strictObject({
+    hosts: z
+      .array(SshHostSchema)
+      .min(1)
+      .superRefine((hosts, ctx) => {
+        const seen = new Set<string>();
+        for (const [index, { host }] of hosts.entries()) {
+          if (seen.has(host)) ctx.addIssue({ code: "custom", path: [index, "host"], message: `host ${host} is listed twice` });
+          seen.add(host);
+        }
+      })
+      .describe("The hosts; the scheduler places jobs on the free GPUs (or CPU slots) of all of them."),
+    config_file: z.string().min(1).optional().describe("An ssh config passed as -F (absolute, ~/..., or relative to the working directory; default: the user's ~/.ssh/config); host keys are checked as it says."),
+    lost_after_s: positiveInt.default(60).describe("A host that answers no ssh call for this long is lost: its jobs restart on another host from their newest synced checkpoint."),
+  })
+  .describe("The SSH hosts of resources.executor: ssh (README: Running on SSH hosts).");
+
 export const ResourcesSchema = z.strictObject({
-  executor: z.enum(["local"]).default("local").describe("Where jobs run (ssh and slurm come next)."),
+  executor: z.enum(["local", "slurm", "ssh"]).default("local").describe("Where jobs run: local (this host), slurm (one sbatch job per run) or ssh (the hosts of resources.ssh)."),
   gpus: nonNegativeInt.default(1).describe("GPUs per job; 0 trains on the CPU."),
   gpu_memory_gb: z.number().positive().default(80).describe("Memory of one GPU; the plan warns above it."),
   retries: nonNegativeInt.default(2).describe("Retries of interrupted, lost or out-of-memory attempts."),
+  slurm: SlurmSchema.optional(),
+  ssh: SshSchema.optional(),
 }).describe("Where and on what each job runs.");
+
+export const ReportSchema = z.strictObject({
+  label: z.string().min(1).max(200).optional().describe("This experiment's row label in `peftctl table` and `report` (e.g. \"LLaMA-7B + LoRA\"); a sweep's rows add their swept values. Else built from the model, method and sweep values."),
+}).describe("How the experiment's runs are shown in tables and reports; changes no run id.");
 
 export const HubSchema = z.strictObject({
   repo: z
@@ -203,8 +301,9 @@ export const SweepSchema = z.strictObject({
   n: positiveInt.optional().describe("Number of samples (random)."),
   seed: nonNegativeInt.default(0).describe("Seed of the random sweep."),
   max_runs: positiveInt
+    .max(MAX_SWEEP_RUNS)
     .default(10_000)
-    .describe("Most runs the sweep may plan (grid: the product of the list lengths; zip: their length; random: n); raise it deliberately."),
+    .describe(`Most runs the sweep may plan (grid: the product of the list lengths; zip: their length; random: n); raise it deliberately, up to ${MAX_SWEEP_RUNS.toLocaleString("en-US")}.`),
 }).describe("Runs of this experiment that vary some keys.");
 
 export const ExperimentSchema = z
@@ -228,6 +327,7 @@ export const ExperimentSchema = z
     checkpoint: CheckpointSchema.prefault({}),
     resources: ResourcesSchema.prefault({}),
     hub: HubSchema.optional(),
+    report: ReportSchema.optional(),
     sweep: SweepSchema.optional(),
   })
   .describe("A peftctl experiment: one base model, one PEFT method, data, training, and an optional sweep.");

@@ -45,7 +45,11 @@ const FOREIGN_NAMES: Record<string, string> = {
 };
 
 /** The candidate closest to `word`, if it is close enough to be a plausible typo. */
+/** Longer words are no typo of any name here (the longest is under 30 characters); bounds the cost. */
+const MAX_WORD_LENGTH = 64;
+
 export function nearestName(word: string, candidates: Iterable<string>): string | undefined {
+  if (word.length > MAX_WORD_LENGTH) return undefined;
   const lower = word.toLowerCase();
   const names = [...candidates];
   const ours = FOREIGN_NAMES[lower];

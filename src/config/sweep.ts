@@ -4,10 +4,13 @@
  * seeded by `sweep.seed`, so the same config always expands to the same points.
  */
 import { canonicalJson } from "./canonical.ts";
+import type { KeyPath } from "./diagnostics.ts";
 import type { Sweep } from "./schema.ts";
 import type { SweepPoint } from "./sweep-points.ts";
 
-export type SweepExpansion = { points: SweepPoint[]; warnings: string[] };
+/** A finding about the sweep, at the config key it concerns (the caller positions it). */
+export type SweepWarning = { path: KeyPath; message: string };
+export type SweepExpansion = { points: SweepPoint[]; warnings: SweepWarning[] };
 
 type Range = { min: number; max: number; distribution: "uniform" | "log_uniform" | "int_uniform" };
 type Domain = unknown[] | Range;
@@ -88,9 +91,9 @@ function random(entries: Array<[string, Domain]>, sweep: Sweep): SweepExpansion 
     seen.add(identity);
     points.push(point);
   }
-  const warnings =
+  const warnings: SweepWarning[] =
     repeats > 0
-      ? [`random sweep drew the same values ${repeats} time(s) out of n=${sweep.n}; planned ${points.length} distinct job(s)`]
+      ? [{ path: ["sweep", "n"], message: `random sweep drew the same values ${repeats} time(s) out of n=${sweep.n}; planned ${points.length} distinct job(s)` }]
       : [];
   return { points, warnings };
 }

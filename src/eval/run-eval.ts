@@ -5,11 +5,14 @@
  * (a StartRequest with a `generate` task).
  *
  * Output: `<run_dir>/eval/<split>-<8 hex>/` where the hex is the sha256 of the canonical JSON of
- * `settings.json` ({generate: eval.generate's decoding settings, split, limit, adapter}), so other
- * settings never mix with these. The shim appends rows batch by batch and skips the ids already
+ * `settings.json` ({generate: eval.generate's decoding settings, split, limit, adapter, and eval.data
+ * when set}), so other settings never mix with these. The job's eval section may be changed for the
+ * evaluation by `--set eval.*` (eval-overrides.ts); the job the shim reads is then written as
+ * `job.json` into the output directory, the run's own job.json staying as planned. The shim appends rows batch by batch and skips the ids already
  * written, so a stopped eval continues where it stopped; one whose last run ended with `done` and
- * all its rows is not started again. Finished generations are scored once (python/peftmetrics) into
- * `metrics.json` beside them, which `peftctl table` reads.
+ * all its rows is not started again. Finished generations are scored (python/peftmetrics, with
+ * eval.embeddings and eval.toxicity) into `metrics.json` beside them, which `peftctl table` reads;
+ * scored again only when the generations or those scoring settings changed.
  */
 import { existsSync, readFileSync, statSync } from "node:fs";
 import path from "node:path";
@@ -17,11 +20,12 @@ import { canonicalJson, sha256Hex } from "../config/canonical.ts";
 import { UserError } from "../errors.ts";
 import { DevicePool, detectGpus } from "../launch/devices.ts";
 import type { Executor, JobHandle, JobResult } from "../launch/executor.ts";
-import { LocalExecutor } from "../launch/local.ts";
+import { executorForJobs } from "../launch/executors.ts";
 import type { JobSpec } from "../plan/jobspec.ts";
 import { parseEventLine, ShimExit, type ShimEvent } from "../runs/events.ts";
 import { readJob, readStatus, requireRuns, runFile, writeJsonAtomic, type RunRef } from "../runs/store.ts";
 import { METRICS_FILE, type MetricsReport } from "../runs/eval-metrics.ts";
+import { applyEvalOverrides } from "./eval-overrides.ts";
 import { scorePairs } from "./score.ts";
 
 export const EVAL_SPLITS = ["test", "valid"] as const;
@@ -35,15 +39,18 @@ export type EvalRequest = {
   checkpoint: string | null;
   /** The base model alone (a zero-shot row); any run state will do. */
   base: boolean;
+  /** `eval.key=value` overrides of the job's eval section (`--set`). */
+  sets?: readonly string[];
 };
 
 type Decoding = Omit<JobSpec["eval"]["generate"], "samples">;
 
 /** What an output directory stands for: the shim writes it as settings.json; its hash names the directory. */
-export type EvalSettings = { generate: Decoding; split: EvalSplit; limit: number | null; adapter: string };
+export type EvalSettings = { generate: Decoding; split: EvalSplit; limit: number | null; adapter: string; data?: JobSpec["eval"]["data"] };
 
 export type EvalTarget = {
   run: RunRef;
+  /** The run's job with the eval section as this evaluation uses it (after --set). */
   job: JobSpec;
   /** Absolute adapter directory; null with --base. */
   adapter: string | null;
@@ -52,6 +59,8 @@ export type EvalTarget = {
 };
 
 export const GENERATIONS_FILE = "generations.jsonl";
+/** The job as this evaluation runs it (the run's, its eval section after --set), in the output directory. */
+export const EVAL_JOB_FILE = "job.json";
 
 export function evalDirName(settings: EvalSettings): string {
   return `${settings.split}-${sha256Hex(canonicalJson(settings)).slice(0, 8)}`;
@@ -65,7 +74,7 @@ export function checkpointDirName(name: string): string {
 }
 
 /** The adapter a run is evaluated with, or why it cannot be (a user error's line). */
-function adapterOf(run: RunRef, request: EvalRequest): { adapter: string | null; label: string } | { problem: string } {
+export function adapterOf(run: RunRef, request: Pick<EvalRequest, "checkpoint" | "base">): { adapter: string | null; label: string } | { problem: string } {
   if (request.base) return { adapter: null, label: "base" };
   const state = readStatus(run.dir).state;
   if (request.checkpoint !== null) {
@@ -95,9 +104,11 @@ export function planEval(runsDir: string, target: string, request: EvalRequest):
       problems.push(found.problem);
       continue;
     }
-    const job = readJob(run.dir);
+    const planned = readJob(run.dir);
+    const job: JobSpec = { ...planned, eval: applyEvalOverrides(planned.eval, request.sets ?? []) };
     const { samples: _samples, ...generate } = job.eval.generate;
     const settings: EvalSettings = { generate, split: request.split, limit: request.limit, adapter: found.label };
+    if (job.eval.data !== undefined) settings.data = job.eval.data;
     targets.push({ run, job, adapter: found.adapter, settings, outDir: path.join(run.dir, "eval", evalDirName(settings)) });
   }
   if (problems.length > 0) {
@@ -159,7 +170,7 @@ export type EvalSession = {
 /** Runs the targets one after another, each on one device of the pool (a GPU when its job asks for one). */
 export function startEval(targets: EvalTarget[], options: EvalOptions = {}): EvalSession {
   const env = options.env ?? process.env;
-  const executor = options.executor ?? new LocalExecutor({ env });
+  const executor = options.executor ?? executorForJobs(targets.map((target) => target.job), env);
   let current: JobHandle | undefined;
   let interrupts = 0;
   const interrupt = () => {
@@ -168,29 +179,31 @@ export function startEval(targets: EvalTarget[], options: EvalOptions = {}): Eva
   };
   const done = (async () => {
     const inventory = await detectGpus(env);
-    const pool = new DevicePool(inventory.gpus.map((gpu) => gpu.id), 1);
+    const pool = executor.devicePool?.() ?? new DevicePool(inventory.gpus.map((gpu) => gpu.id), 1);
     const outcomes: EvalOutcome[] = [];
     for (const target of targets) {
       if (interrupts > 0) break;
       const finished = finishedRows(target.outDir);
       if (finished !== null) {
-        outcomes.push({ target, outcome: "already-complete", rows: finished, exitCode: null, metrics: await scoreGenerations(target.outDir, env) });
+        outcomes.push({ target, outcome: "already-complete", rows: finished, exitCode: null, metrics: await scoreGenerations(target.outDir, scoringOf(target.job), env) });
         continue;
       }
       const devices = pool.take(target.job.resources.gpus > 0 ? 1 : 0) ?? ["cpu"];
       try {
         options.onStart?.(target, devices);
+        const jobFile = path.join(target.outDir, EVAL_JOB_FILE);
+        writeJsonAtomic(jobFile, target.job);
         await executor.prepare(target.run);
         current = await executor.start({
           run: target.run, attempt: 1, resume: false, devices, processes: 1, microBatchSize: target.job.train.micro_batch_size,
-          task: { kind: "generate", outDir: target.outDir, args: generateArgs(target) },
+          task: { kind: "generate", outDir: target.outDir, jobFile, args: generateArgs(target) },
         });
         if (interrupts > 0) current.signal("SIGTERM");
         current.onEvent((event) => options.onEvent?.(target, event));
         const result = await current.wait();
         await executor.collect(target.run);
         const outcome = outcomeOf(target, result);
-        if (outcome.outcome === "generated") outcome.metrics = await scoreGenerations(target.outDir, env);
+        if (outcome.outcome === "generated") outcome.metrics = await scoreGenerations(target.outDir, scoringOf(target.job), env);
         outcomes.push(outcome);
       } finally {
         current = undefined;
@@ -202,17 +215,30 @@ export function startEval(targets: EvalTarget[], options: EvalOptions = {}): Eva
   return { interrupt, done };
 }
 
-/** The metrics of finished generations, scored into metrics.json unless it is newer than them already. */
-export async function scoreGenerations(outDir: string, env: NodeJS.ProcessEnv): Promise<NonNullable<EvalOutcome["metrics"]>> {
+/** What scoring uses besides the generations: eval.embeddings and eval.toxicity's command. */
+export type Scoring = { embeddings?: string; toxicityCommand?: string | readonly string[] };
+
+export function scoringOf(job: JobSpec): Scoring {
+  return { embeddings: job.eval.embeddings, toxicityCommand: job.eval.toxicity?.command };
+}
+
+/**
+ * The metrics of finished generations, scored into metrics.json unless it is newer than them and was
+ * scored with the same Scoring (recorded as its hash: the command may carry what is not for run files).
+ */
+export async function scoreGenerations(outDir: string, scoring: Scoring, env: NodeJS.ProcessEnv): Promise<NonNullable<EvalOutcome["metrics"]>> {
   const generations = path.join(outDir, GENERATIONS_FILE);
   const metrics = path.join(outDir, METRICS_FILE);
+  const scoringHash = sha256Hex(canonicalJson(scoring)).slice(0, 16);
   if (existsSync(metrics) && statSync(metrics).mtimeMs >= statSync(generations).mtimeMs) {
-    return { report: JSON.parse(readFileSync(metrics, "utf8")) as MetricsReport, scored: false };
+    const report = JSON.parse(readFileSync(metrics, "utf8")) as MetricsReport;
+    if (report.scoring === scoringHash) return { report, scored: false };
   }
-  const result = await scorePairs({ pairs: generations, env });
+  const result = await scorePairs({ pairs: generations, embeddings: scoring.embeddings, toxicityCommand: scoring.toxicityCommand, env });
   if (!result.ok) return { error: result.error };
-  writeJsonAtomic(metrics, result.report);
-  return { report: result.report, scored: true };
+  const report = { ...result.report, scoring: scoringHash };
+  writeJsonAtomic(metrics, report);
+  return { report, scored: true };
 }
 
 function outcomeOf(target: EvalTarget, result: JobResult): EvalOutcome {

@@ -20,6 +20,8 @@ export type ScoreOptions = {
   refField?: string;
   /** Word vectors in GloVe text format. */
   embeddings?: string;
+  /** A toxicity scorer (eval.toxicity.command): a command line, or its words. */
+  toxicityCommand?: string | readonly string[];
   env?: NodeJS.ProcessEnv;
 };
 
@@ -34,6 +36,7 @@ export async function scorePairs(options: ScoreOptions): Promise<ScoreResult> {
   if (options.hypField !== undefined) args.push("--hyp-field", options.hypField);
   if (options.refField !== undefined) args.push("--ref-field", options.refField);
   if (options.embeddings !== undefined) args.push("--embeddings", options.embeddings);
+  if (options.toxicityCommand !== undefined) args.push("--toxicity-command", toxicityCommandLine(options.toxicityCommand));
   const result = await execa(python, args, { env: shimEnv(env), reject: false, stripFinalNewline: true });
   const said = (result.stderr ?? "").trim().split("\n").at(-1)?.replace(/^peftmetrics: /, "") ?? "";
   if (result.exitCode === undefined && result.signal === undefined) {
@@ -55,4 +58,10 @@ export async function scorePairs(options: ScoreOptions): Promise<ScoreResult> {
   } catch {
     return { ok: false, error: "the scorer's output is not JSON" };
   }
+}
+
+/** The words of a command as one line that python's shlex.split gives back word for word. */
+export function toxicityCommandLine(command: string | readonly string[]): string {
+  if (typeof command === "string") return command;
+  return command.map((word) => (/^[\w@%+=:,./-]+$/.test(word) ? word : `'${word.replaceAll("'", `'"'"'`)}'`)).join(" ");
 }

@@ -8,6 +8,7 @@
 import { canonicalJson } from "../config/canonical.ts";
 import { UserError } from "../errors.ts";
 import type { JobSpec } from "../plan/jobspec.ts";
+import { UNHASHED_FIELDS } from "../plan/identity.ts";
 import { formatSweepNumber } from "../plan/runid.ts";
 import { methodLabel } from "../report/plan-table.ts";
 import { CRITERIA, type Criterion } from "./human-eval/sheet.ts";
@@ -27,7 +28,13 @@ export const TABLE_METRICS = [
   "dist-2",
   "dist-3",
   "strategy_accuracy",
+  "toxicity",
 ] as const satisfies readonly MetricName[];
+
+/** Columns shown only when some run has a value: toxicity needs a scorer (eval.toxicity), off by default. */
+const SHOWN_WHEN_SCORED: ReadonlySet<string> = new Set<TableMetric>(["toxicity"]);
+/** Columns where less is better (the rest: more is better). */
+const LOWER_IS_BETTER: ReadonlySet<string> = new Set<TableMetric>(["toxicity"]);
 
 export type TableMetric = (typeof TABLE_METRICS)[number];
 
@@ -43,6 +50,7 @@ export const METRIC_TITLES: Record<TableMetric, string> = {
   "dist-2": "Distinct-2",
   "dist-3": "Distinct-3",
   strategy_accuracy: "Strategy Acc.",
+  toxicity: "Toxicity",
 };
 
 export const CRITERION_TITLES: Record<Criterion, string> = {
@@ -92,16 +100,15 @@ export type ResultRow = {
 
 export type ResultsTable = { split: string; scale: Scale; columns: Column[]; rows: ResultRow[] };
 
-/**
- * Fields that name a run rather than configure it; with train.seed they are left out of the comparison.
- * The experiment stays in: equal configurations of two experiments are two rows, not seeds of one.
- */
-const RUN_FIELDS = ["schema_version", "run_id", "run_dir", "sweep_values", "fingerprints"] as const;
 
-/** The job minus train.seed and the fields that identify the run: runs with equal keys are seeds of one configuration. */
+/**
+ * The job minus train.seed and the fields that name, place or label the run (identity.ts's unhashed
+ * fields): runs with equal keys are seeds of one configuration. The experiment stays in: equal
+ * configurations of two experiments are two rows, not seeds of one.
+ */
 export function seedGroupKey(job: JobSpec): string {
   const rest: Record<string, unknown> = { ...job };
-  for (const field of RUN_FIELDS) delete rest[field];
+  for (const field of UNHASHED_FIELDS) delete rest[field];
   const { seed: _seed, ...train } = job.train;
   rest.train = train;
   return canonicalJson(rest);
@@ -116,13 +123,22 @@ function valueText(value: unknown): string {
   return JSON.stringify(value);
 }
 
-/** `builtin:tiny-llama lora r4`, then the other swept values but the seed: `builtin:tiny-llama lora r4 lr=1e-4`. */
+/**
+ * The config's `report.label`, with the swept values but the seed in parentheses: `LLaMA-7B + LoRA (r=8)`.
+ * Without one, `builtin:tiny-llama lora r4`, then the other swept values: `builtin:tiny-llama lora r4 lr=1e-4`.
+ */
 export function defaultLabel(job: JobSpec): string {
-  const swept = Object.keys(job.sweep_values)
-    .filter((key) => key !== "train.seed" && !IN_METHOD_LABEL.has(key))
-    .sort()
-    .map((key) => `${key.slice(key.lastIndexOf(".") + 1)}=${valueText(job.sweep_values[key])}`);
-  return [job.model.base, methodLabel(job.method), ...swept].join(" ");
+  const swept = (keys: string[]) =>
+    keys
+      .filter((key) => key !== "train.seed")
+      .sort()
+      .map((key) => `${key.slice(key.lastIndexOf(".") + 1)}=${valueText(job.sweep_values[key])}`);
+  const label = job.report?.label;
+  if (label !== undefined) {
+    const values = swept(Object.keys(job.sweep_values));
+    return values.length === 0 ? label : `${label} (${values.join(", ")})`;
+  }
+  return [job.model.base, methodLabel(job.method), ...swept(Object.keys(job.sweep_values).filter((key) => !IN_METHOD_LABEL.has(key)))].join(" ");
 }
 
 export function meanStd(values: readonly number[]): { mean: number | null; std: number | null; n: number } {
@@ -166,7 +182,9 @@ export function buildResultsTable(inputs: readonly TableRunInput[], options: Tab
   }
 
   const columns: Column[] = [
-    ...TABLE_METRICS.map((key): Column => ({ key, title: METRIC_TITLES[key], kind: "metric", digits: scale === 100 ? 2 : 4 })),
+    ...TABLE_METRICS.filter((key) => !SHOWN_WHEN_SCORED.has(key) || inputs.some((run) => typeof run.metrics?.metrics[key] === "number")).map(
+      (key): Column => ({ key, title: METRIC_TITLES[key], kind: "metric", digits: scale === 100 ? 2 : 4 }),
+    ),
     ...(options.human ? CRITERIA.map((key): Column => ({ key, title: CRITERION_TITLES[key], kind: "human", digits: 2 })) : []),
   ];
 
@@ -201,11 +219,11 @@ export function buildResultsTable(inputs: readonly TableRunInput[], options: Tab
   for (const row of rows) counts.set(row.label, (counts.get(row.label) ?? 0) + 1);
   for (const row of rows) if (counts.get(row.label)! > 1) row.label = `${row.label} (${row.runs[0]})`;
 
-  // best: the highest mean of a column (every column is higher-is-better), marked only where two or more rows have one
+  // best: the highest mean of a column (the lowest for toxicity), marked only where two or more rows have one
   for (const column of columns) {
     const means = rows.map((row) => row.cells[column.key]!.mean).filter((m): m is number => m !== null);
     if (means.length < 2) continue;
-    const best = Math.max(...means);
+    const best = LOWER_IS_BETTER.has(column.key) ? Math.min(...means) : Math.max(...means);
     for (const row of rows) if (row.cells[column.key]!.mean === best) row.cells[column.key]!.best = true;
   }
   return { table: { split, scale, columns, rows }, warnings };

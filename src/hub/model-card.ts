@@ -47,6 +47,7 @@ const TEST_METRICS: Array<[MetricName, string, string]> = [
   ["dist-1", "distinct-1", "Distinct-1"],
   ["dist-2", "distinct-2", "Distinct-2"],
   ["dist-3", "distinct-3", "Distinct-3"],
+  ["toxicity", "toxicity", "Toxicity"],
 ];
 
 /** The report's fractions x100, rounded to 2 digits as papers print them; metrics not computed (null) are left out. */

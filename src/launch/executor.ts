@@ -8,6 +8,7 @@
  */
 import type { ShimEvent } from "../runs/events.ts";
 import type { RunRef, RunStatus } from "../runs/store.ts";
+import type { DevicePool } from "./devices.ts";
 
 /**
  * What the shim is started for: training (`train`, the default), or `generate` for `peftctl eval`:
@@ -15,7 +16,7 @@ import type { RunRef, RunStatus } from "../runs/store.ts";
  * stderr.log), `args` the generate subcommand's own (--split, --limit, --adapter | --base). A generate
  * task runs in one process on the first of `devices`.
  */
-export type ShimTask = { kind: "train" } | { kind: "generate"; outDir: string; args: string[] };
+export type ShimTask = { kind: "train" } | { kind: "generate"; outDir: string; /** the job the shim reads; default: the run's job.json */ jobFile?: string; args: string[] };
 
 export type StartRequest = {
   run: RunRef;
@@ -43,6 +44,11 @@ export type JobResult = {
   lastEvent: ShimEvent | undefined;
   /** The shim's error event message, else the tail of stderr, else what went wrong around it. */
   error: string | undefined;
+  /**
+   * The place the job ran on stopped answering (an SSH host past resources.ssh.lost_after_s): the
+   * attempt counts as lost, and the scheduler places the retry on another host's devices.
+   */
+  placementLost?: boolean;
 };
 
 export interface JobHandle {
@@ -70,4 +76,17 @@ export interface Executor {
   signalRecorded(run: RunRef, status: RunStatus, signal: NodeJS.Signals): boolean;
   /** Brings the run's files back into the run store (a no-op locally). */
   collect(run: RunRef): Promise<void>;
+  /**
+   * Whether the job that status.json records still runs (or waits in a queue). Default: the recorded
+   * process id with its start time is alive on this host.
+   */
+  recordedAlive?(run: RunRef, status: RunStatus): boolean;
+  /**
+   * For executors whose jobs outlive their controller by design (a Slurm job): the handle of the job
+   * an earlier controller submitted, followed to its end instead of being stopped and started again
+   * (undefined: none is recorded or it is gone without a trace). Orphans are not reclaimed then.
+   */
+  reattach?(run: RunRef, status: RunStatus): Promise<JobHandle | undefined>;
+  /** For executors that place jobs themselves (a cluster's scheduler): the pool the scheduler takes slots from. */
+  devicePool?(): DevicePool;
 }

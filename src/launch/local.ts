@@ -17,6 +17,7 @@ import { EventTail, fileSize } from "../runs/follow.ts";
 import { isSameProcessAlive, processStartTime, signalGroup } from "../runs/proc.ts";
 import { readJob, runFile, type RunRef, type RunStatus } from "../runs/store.ts";
 import { shimEnv, shimPython } from "../shim.ts";
+import { simulatedGpuIds } from "./devices.ts";
 import type { Executor, JobHandle, JobResult, StartRequest } from "./executor.ts";
 
 export type LocalExecutorOptions = {
@@ -35,7 +36,7 @@ export function shimCommand(request: StartRequest, plannedMicroBatchSize: number
   const python = shimPython(env);
   const task = request.task;
   if (task?.kind === "generate") {
-    const generateArgs = ["generate", "--job", runFile(request.run.dir, "job"), "--out", task.outDir, ...task.args];
+    const generateArgs = ["generate", "--job", task.jobFile ?? runFile(request.run.dir, "job"), "--out", task.outDir, ...task.args];
     return { file: python, args: env.PEFTCTL_SHIM_SCRIPT ? [env.PEFTCTL_SHIM_SCRIPT, ...generateArgs] : ["-m", "peftshim", ...generateArgs] };
   }
   const jobArgs = ["train", "--job", runFile(request.run.dir, "job"), "--attempt", String(request.attempt)];
@@ -52,7 +53,7 @@ export function shimCommand(request: StartRequest, plannedMicroBatchSize: number
 }
 
 /** Where an attempt's events and logs go: the run dir for training, the output dir of a generate task. */
-function taskFiles(request: StartRequest): { dir: string; events: string; stdout: string; stderr: string } {
+export function taskFiles(request: StartRequest): { dir: string; events: string; stdout: string; stderr: string } {
   const task = request.task;
   if (task?.kind === "generate") {
     mkdirSync(task.outDir, { recursive: true });
@@ -109,7 +110,13 @@ export class LocalExecutor implements Executor {
     const startedAt = Date.now();
     const child = execa(file, args, {
       cwd: path.dirname(dir),
-      env: { ...shimEnv(this.env), CUDA_VISIBLE_DEVICES: onGpu ? devices.join(",") : "", PEFTCTL_NPROC: String(request.processes) },
+      env: {
+        ...shimEnv(this.env),
+        CUDA_VISIBLE_DEVICES: onGpu ? devices.join(",") : "",
+        // GPU ids of PEFTCTL_FAKE_GPUS run on the CPU by design; on real ids the shim refuses a torch without CUDA.
+        PEFTSHIM_SIMULATED_GPUS: onGpu && simulatedGpuIds(this.env) !== undefined ? "1" : "",
+        PEFTCTL_NPROC: String(request.processes),
+      },
       extendEnv: false,
       detached: true,
       cleanup: false, // the controller decides what happens to its jobs on exit, not a signal-exit hook

@@ -10,11 +10,12 @@
  * controller watched is judged by its last event: `done` -> succeeded, anything else -> interrupted.
  *
  * The executor signals it (Executor.signalRecorded), so a reused pid is never signalled.
+ * The exception is a job that outlives its controller by design, a Slurm job: it keeps its place in
+ * the cluster's queue and the scheduler reattaches to it (Executor.reattach); only its end is settled here.
  */
-import { waitForExit } from "../runs/proc.ts";
-import { nowIso, readEvents, readStatus, updateStatus, type RunRef, type RunStatus } from "../runs/store.ts";
+import { nowIso, readEvents, readJob, readStatus, updateStatus, type RunRef, type RunStatus } from "../runs/store.ts";
 import type { Executor } from "./executor.ts";
-import { LocalExecutor } from "./local.ts";
+import { executorFor, recordedJobAlive, waitForRecordedEnd } from "./executors.ts";
 
 export type OrphanOutcome = "none" | "stopped" | "finished";
 
@@ -24,13 +25,15 @@ export type ReclaimOptions = { graceMs?: number; executor?: Executor };
 export async function reclaimOrphan(run: RunRef, options: ReclaimOptions = {}): Promise<{ outcome: OrphanOutcome; status: RunStatus }> {
   const status = readStatus(run.dir);
   if (status.state !== "running") return { outcome: "none", status };
-  const executor = options.executor ?? new LocalExecutor();
+  const executor = options.executor ?? executorFor(readJob(run.dir).resources);
+  // A job that outlives its controller by design (Slurm) is reattached to by the scheduler, not stopped.
+  if (executor.reattach && recordedJobAlive(executor, run, status)) return { outcome: "none", status };
   let outcome: OrphanOutcome = "finished";
   if (executor.signalRecorded(run, status, "SIGTERM")) {
     outcome = "stopped";
-    if (!(await waitForExit(status.pid, status.pid_start_time, options.graceMs ?? 120_000))) {
+    if (!(await waitForRecordedEnd(executor, run, status, options.graceMs ?? 120_000))) {
       executor.signalRecorded(run, status, "SIGKILL");
-      await waitForExit(status.pid, status.pid_start_time, 10_000);
+      await waitForRecordedEnd(executor, run, status, 10_000);
     }
   }
   const last = readEvents(run.dir).at(-1);

@@ -10,9 +10,9 @@ import os from "node:os";
 import { smallerMicroBatch } from "../config/batch.ts";
 import type { JobSpec } from "../plan/jobspec.ts";
 import { newestCompleteCheckpoint } from "../runs/checkpoints.ts";
-import { ShimExit, type ShimEvent } from "../runs/events.ts";
+import { BAD_INPUT_KINDS, ShimExit, type ShimEvent } from "../runs/events.ts";
 import { nowIso, readJob, readStatus, updateStatus, type RunError, type RunRef, type RunStatus } from "../runs/store.ts";
-import type { DevicePool } from "./devices.ts";
+import { hostOfDevices, isCpuDevice, type DevicePool } from "./devices.ts";
 import type { Executor, JobHandle, JobResult } from "./executor.ts";
 
 export type ScheduledRun = {
@@ -60,6 +60,8 @@ export type Outcome =
 /** Decides what an attempt's end means; `stopRequested`: we (or `peftctl stop`) asked it to stop. */
 export function classifyResult(result: JobResult, stopRequested: boolean): Outcome {
   const last = result.lastEvent;
+  // Its host stopped answering: whatever the job does there, this attempt is lost to us.
+  if (result.placementLost) return stopRequested ? { kind: "interrupted" } : { kind: "retry", reason: "lost" };
   if (result.exitCode === ShimExit.done) {
     return { kind: "succeeded", adapterPath: last?.type === "done" ? last.adapter_path : null };
   }
@@ -72,7 +74,18 @@ export function classifyResult(result: JobResult, stopRequested: boolean): Outco
     case ShimExit.outOfMemory:
       return { kind: "oom" };
     case ShimExit.badInput:
-      return { kind: "failed", error: { kind: errorEvent?.kind ?? "spec", message: result.error ?? "bad job spec or data", retryable: false } };
+      // Not retried; a plain re-run retries it only where the shim says the job itself is fine (environment).
+      return { kind: "failed", error: { kind: errorEvent?.kind ?? "spec", message: result.error ?? "bad job spec or data", retryable: errorEvent?.retryable ?? false } };
+    case ShimExit.noSpace:
+      // Retrying now would fill the disk again: the run fails, and the next `peftctl run` resumes it.
+      return {
+        kind: "failed",
+        error: {
+          kind: "disk_full",
+          message: `${result.error ?? "no space left on the run's filesystem"}; free space there, then run peftctl run (or resume) again: it continues from the newest checkpoint`,
+          retryable: true,
+        },
+      };
     case null:
       if (result.signal === null) {
         // Neither an exit code nor a signal: the process never started (no such Python, no permission).
@@ -94,13 +107,16 @@ export function classifyResult(result: JobResult, stopRequested: boolean): Outco
 
 /**
  * The shim's own exit code. torchrun (multi-GPU jobs) exits 1 whatever its workers exited with, so
- * there the last event tells: `interrupted` is exit 75, an `error` of kind oom is exit 3.
+ * there the last event tells: `interrupted` is exit 75, an `error` of kind oom exit 3, disk_full
+ * exit 4, a bad-input kind (spec, data, fingerprint, environment) exit 2.
  */
 function shimExitCode(result: JobResult): number | null {
   const last = result.lastEvent;
   if (result.exitCode === null || result.exitCode === ShimExit.done) return result.exitCode;
   if (last?.type === "interrupted") return ShimExit.interrupted;
   if (last?.type === "error" && last.kind === "oom") return ShimExit.outOfMemory;
+  if (last?.type === "error" && last.kind === "disk_full") return ShimExit.noSpace;
+  if (last?.type === "error" && (BAD_INPUT_KINDS as readonly string[]).includes(last.kind)) return ShimExit.badInput;
   return result.exitCode;
 }
 
@@ -124,6 +140,8 @@ export class Scheduler {
   private stopping = false;
   private killTimer: NodeJS.Timeout | undefined;
   private wake: (() => void) | undefined;
+  /** Retries spent per run dir, kept across placements (a run moved off a lost host keeps its count). */
+  private readonly retriesUsed = new Map<string, number>();
 
   constructor(options: SchedulerOptions) {
     this.options = options;
@@ -161,21 +179,22 @@ export class Scheduler {
 
     // GPUs per run, read once (a placement pass looks at every pending run).
     const gpusOf = new Map(pending.map((p) => [p.run.dir, readJob(p.run.dir).resources.gpus]));
-    // Runs that can never fit fail before anything starts.
-    for (const scheduled of [...pending]) {
-      const gpus = gpusOf.get(scheduled.run.dir)!;
-      if (!pool.satisfiable(gpus)) {
-        pending.splice(pending.indexOf(scheduled), 1);
-        this.setStatus(scheduled.run, {
-          state: "failed",
-          ended_at: nowIso(),
-          error: { kind: "resources", message: `needs ${gpus} GPUs; this host has ${pool.gpuCount}`, retryable: true },
-        });
-        result.failed.push(scheduled.run);
+    // Runs that can never fit fail before anything starts (and when lost hosts leave too few devices).
+    const failUnsatisfiable = () => {
+      for (const scheduled of [...pending]) {
+        const gpus = gpusOf.get(scheduled.run.dir)!;
+        if (!pool.satisfiable(gpus)) {
+          pending.splice(pending.indexOf(scheduled), 1);
+          const message = pool.cpuSlots === 0 ? "every host of resources.ssh stopped answering" : `needs ${gpus} GPUs; this host has ${pool.gpuCount}`;
+          this.setStatus(scheduled.run, { state: "failed", ended_at: nowIso(), error: { kind: "resources", message, retryable: true } });
+          result.failed.push(scheduled.run);
+        }
       }
-    }
+    };
+    failUnsatisfiable();
 
     while ((pending.length > 0 && !this.stopping) || running.size > 0) {
+      failUnsatisfiable();
       if (!this.stopping) {
         for (let i = 0; i < pending.length; ) {
           const scheduled = pending[i]!;
@@ -185,7 +204,12 @@ export class Scheduler {
             continue;
           }
           pending.splice(i, 1);
-          const task = this.drive(scheduled.run, devices, result).finally(() => {
+          const task = this.drive(scheduled.run, devices, result)
+            .then((next) => {
+              // Its host was lost: placed again, on the devices of another host.
+              if (next === "place-again") pending.unshift(scheduled);
+            })
+            .finally(() => {
             pool.give(devices);
             running.delete(task);
             this.wake?.();
@@ -210,11 +234,14 @@ export class Scheduler {
     return status;
   }
 
-  /** Runs attempts of one run until it succeeds, fails, is interrupted, or its retries are spent. */
-  private async drive(run: RunRef, devices: string[], result: SweepResult): Promise<void> {
+  /**
+   * Runs attempts of one run until it succeeds, fails, is interrupted, or its retries are spent;
+   * "place-again" when the host it ran on stopped answering (JobResult.placementLost).
+   */
+  private async drive(run: RunRef, devices: string[], result: SweepResult): Promise<void | "place-again"> {
     const entry: Active = { run, devices };
     this.active.set(run.dir, entry);
-    let retriesUsed = 0;
+    let retriesUsed = this.retriesUsed.get(run.dir) ?? 0;
     try {
       await this.options.executor.prepare(run);
       for (;;) {
@@ -226,17 +253,19 @@ export class Scheduler {
           return;
         }
         const job = readJob(run.dir);
-        const attempt = before.attempts + 1;
+        // A job an earlier controller left running where jobs outlive it (a Slurm job) is followed, not started again.
+        const reattached = await this.options.executor.reattach?.(run, before);
+        const attempt = reattached ? Math.max(1, before.attempts) : before.attempts + 1;
         const resume = newestCompleteCheckpoint(run.dir) !== undefined;
         const microBatchSize = effectiveMicroBatchSize(job, before);
-        const processes = devices[0] === "cpu" ? 1 : devices.length;
-        const handle = await this.options.executor.start({ run, attempt, resume, devices, processes, microBatchSize });
+        const processes = isCpuDevice(devices[0]) ? 1 : devices.length;
+        const handle = reattached ?? (await this.options.executor.start({ run, attempt, resume, devices, processes, microBatchSize }));
         entry.handle = handle;
         if (this.stopping) handle.signal("SIGTERM");
         this.setStatus(run, {
           state: "running",
           attempts: attempt,
-          host: os.hostname(),
+          host: hostOfDevices(devices) ?? os.hostname(),
           pid: handle.pid,
           pid_start_time: handle.pidStartTime,
           devices,
@@ -304,6 +333,11 @@ export class Scheduler {
           this.setStatus(run, { ...ended, state: "queued" });
         }
         retriesUsed += 1;
+        if (attemptResult.placementLost) {
+          this.options.pool.markLost(devices);
+          this.retriesUsed.set(run.dir, retriesUsed);
+          return "place-again";
+        }
       }
     } finally {
       this.active.delete(run.dir);

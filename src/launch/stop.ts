@@ -5,10 +5,9 @@
  * instead of retrying; when none is (an orphan), stop settles the run itself once the shim has exited.
  */
 import { isHolderAlive, lockHolder, acquireRunLock } from "../runs/lock.ts";
-import { isSameProcessAlive, waitForExit } from "../runs/proc.ts";
-import { nowIso, readStatus, updateStatus, type RunRef, type RunState } from "../runs/store.ts";
+import { nowIso, readJob, readStatus, updateStatus, type RunRef, type RunState } from "../runs/store.ts";
 import type { Executor } from "./executor.ts";
-import { LocalExecutor } from "./local.ts";
+import { executorFor, recordedJobAlive, waitForRecordedEnd } from "./executors.ts";
 import { reclaimOrphan } from "./orphans.ts";
 
 export type StopResult = { run: RunRef; outcome: "stopped" | "killed" | "dequeued" | "not running"; state: RunState };
@@ -22,13 +21,14 @@ async function waitUntil(predicate: () => boolean, ms: number): Promise<boolean>
   return predicate();
 }
 
-export type StopOptions = { waitMs?: number; executor?: Executor };
+export type StopOptions = { waitMs?: number; executor?: Executor; env?: NodeJS.ProcessEnv };
 
 export async function stopRuns(runs: readonly RunRef[], options: StopOptions = {}): Promise<StopResult[]> {
   const waitMs = options.waitMs ?? 120_000;
-  const executor = options.executor ?? new LocalExecutor();
+  const executors = new Map(runs.map((run) => [run, options.executor ?? executorFor(readJob(run.dir).resources, options.env)]));
+  const executorOf = (run: RunRef) => executors.get(run)!;
   const current = runs.map((run) => ({ run, status: readStatus(run.dir) }));
-  const targets = current.filter(({ status }) => status.state === "running" && isSameProcessAlive(status.pid, status.pid_start_time));
+  const targets = current.filter(({ run, status }) => status.state === "running" && recordedJobAlive(executorOf(run), run, status));
   // Queued runs of a live controller first, so that stopping a running one frees no slot for them.
   const dequeued = new Set<RunRef>();
   for (const { run, status } of current) {
@@ -40,7 +40,7 @@ export async function stopRuns(runs: readonly RunRef[], options: StopOptions = {
   }
   for (const { run, status } of targets) {
     updateStatus(run.dir, () => ({ stop_requested_at: nowIso() }));
-    executor.signalRecorded(run, status, "SIGTERM");
+    executorOf(run).signalRecorded(run, status, "SIGTERM");
   }
   const results: StopResult[] = [];
   for (const run of runs) {
@@ -51,12 +51,12 @@ export async function stopRuns(runs: readonly RunRef[], options: StopOptions = {
       results.push({ run, outcome: dequeued.has(run) ? "dequeued" : "not running", state: readStatus(run.dir).state });
       continue;
     }
-    const { pid, pid_start_time } = target.status;
+    const executor = executorOf(run);
     let outcome: StopResult["outcome"] = "stopped";
-    if (!(await waitForExit(pid, pid_start_time, waitMs))) {
+    if (!(await waitForRecordedEnd(executor, run, target.status, waitMs))) {
       executor.signalRecorded(run, target.status, "SIGKILL");
       outcome = "killed";
-      await waitForExit(pid, pid_start_time, 10_000);
+      await waitForRecordedEnd(executor, run, target.status, 10_000);
     }
     const holder = lockHolder(run.dir);
     if (holder && isHolderAlive(holder)) {

@@ -12,7 +12,7 @@ import { readJob, readStatus, updateStatus, type RunRef } from "../runs/store.ts
 import { shimPython } from "../shim.ts";
 import { DevicePool, detectGpus } from "./devices.ts";
 import type { Executor } from "./executor.ts";
-import { LocalExecutor } from "./local.ts";
+import { executorForJobs } from "./executors.ts";
 import { reclaimOrphan } from "./orphans.ts";
 import { Scheduler, type SchedulerHooks, type ScheduledRun, type SweepResult } from "./scheduler.ts";
 
@@ -50,11 +50,13 @@ export async function launchSweep(options: SweepOptions): Promise<SweepReport> {
   const env = options.env ?? process.env;
   const inventory = await detectGpus(env);
   const cpuSlots = options.cpuSlots ?? (Number(env.PEFTCTL_CPU_SLOTS) || 1);
-  const pool = new DevicePool(
-    inventory.gpus.map((g) => g.id),
-    cpuSlots,
-  );
-  const executor = options.executor ?? new LocalExecutor({ env });
+  const executor = options.executor ?? executorForJobs(options.runs.map((run) => readJob(run.dir)), env);
+  const pool =
+    executor.devicePool?.() ??
+    new DevicePool(
+      inventory.gpus.map((g) => g.id),
+      cpuSlots,
+    );
 
   const locks: RunLock[] = [];
   try {
@@ -86,7 +88,7 @@ export async function launchSweep(options: SweepOptions): Promise<SweepReport> {
     }
 
     const gpuJobs = toRun.filter((r) => readJob(r.run.dir).resources.gpus > 0).length;
-    if (gpuJobs > 0 && inventory.gpus.length === 0) {
+    if (gpuJobs > 0 && inventory.gpus.length === 0 && !executor.devicePool) {
       options.onNotice?.(undefined, `no GPU found (nvidia-smi): ${gpuJobs} job(s) asking for GPUs run on the CPU, ${pool.cpuSlots} at a time (--cpu-slots)`);
     }
     if (toRun.length > 0) {

@@ -8,7 +8,7 @@
  * spec's schema_version.
  */
 import path from "node:path";
-import { EvalSchema } from "../config/schema.ts";
+import { EvalSchema, FILE_PATH_KEYS } from "../config/schema.ts";
 import type { JobSection } from "../config/sweep-points.ts";
 import { canonicalJson, sha256Hex } from "../config/canonical.ts";
 
@@ -19,8 +19,11 @@ export const IDENTITY_VERSION = 1;
 export const RUN_ID_SECTIONS = ["checkpoint", "data", "eval", "experiment", "hub", "method", "model", "resources", "train"] as const;
 /** Sections of the job fingerprint: what changes the trained weights (checked before resuming). */
 export const FINGERPRINT_SECTIONS = ["data", "method", "model", "train"] as const;
-/** Top-level fields in neither: they name, place or label the run, or version the file. */
-export const UNHASHED_FIELDS = ["schema_version", "run_id", "run_dir", "sweep_values", "fingerprints"] as const;
+/**
+ * Top-level fields in neither: they name, place or label the run, or version the file. `report` (the
+ * table label) is refreshed in an existing run's job.json when the config changes it (src/runs/prepare.ts).
+ */
+export const UNHASHED_FIELDS = ["schema_version", "run_id", "run_dir", "sweep_values", "fingerprints", "report"] as const;
 /** Fields that follow from hashed ones (batch_size / micro_batch_size), left out so each thing is hashed once. */
 export const DERIVED_FIELDS: Readonly<Partial<Record<JobSection, readonly string[]>>> = { train: ["micro_batches_per_step"] };
 /**
@@ -38,9 +41,9 @@ export const LATER_FIELDS: Readonly<Partial<Record<JobSection, Readonly<Record<s
 type HashedSection = (typeof RUN_ID_SECTIONS)[number];
 
 /**
- * The canonical JSON of one section as hashed. Absolute paths (data.path, a local model.base) are
- * made relative to `pathRoot` (the config's directory), or cut to their file name without it, so
- * ids do not depend on where the checkout lives.
+ * The canonical JSON of one section as hashed. Absolute paths (the config's FILE_PATH_KEYS, a local
+ * model.base) are made relative to `pathRoot` (the config's directory), or cut to their file name
+ * without it, so ids do not depend on where the checkout lives.
  */
 export function hashedSection(name: JobSection, value: unknown, pathRoot: string | undefined): string {
   if (value === undefined || value === null) return "null";
@@ -48,17 +51,24 @@ export function hashedSection(name: JobSection, value: unknown, pathRoot: string
     const model = value as { base: string };
     return canonicalJson({ ...model, base: portablePath(model.base, pathRoot) });
   }
-  if (name === "data") {
-    const data = value as { path: string };
-    return canonicalJson({ ...data, path: portablePath(data.path, pathRoot) });
-  }
+  const paths = FILE_PATH_KEYS.filter((keys) => keys[0] === name).map((keys) => keys.slice(1));
   const derived = DERIVED_FIELDS[name] ?? [];
   const later = Object.entries(LATER_FIELDS[name] ?? {});
-  if (derived.length === 0 && later.length === 0) return canonicalJson(value);
+  if (paths.length === 0 && derived.length === 0 && later.length === 0) return canonicalJson(value);
   const kept = structuredClone(value) as Record<string, unknown>;
+  for (const keys of paths) portablePathAt(kept, keys, pathRoot);
   for (const key of derived) delete kept[key];
   for (const [dotted, implicit] of later) dropWhenEqual(kept, dotted.split("."), implicit);
   return canonicalJson(kept);
+}
+
+/** Makes the path string at `keys` portable, where there is one. */
+function portablePathAt(target: Record<string, unknown>, keys: readonly string[], root: string | undefined): void {
+  const parent = keys.slice(0, -1).reduce<unknown>((node, key) => (typeof node === "object" && node !== null ? (node as Record<string, unknown>)[key] : undefined), target);
+  const last = keys.at(-1)!;
+  if (typeof parent !== "object" || parent === null) return;
+  const member = (parent as Record<string, unknown>)[last];
+  if (typeof member === "string") (parent as Record<string, unknown>)[last] = portablePath(member, root);
 }
 
 /** Removes the member at `keys` when it equals `implicit`. */

@@ -5,13 +5,14 @@
  */
 import path from "node:path";
 import { batchLayout } from "../config/batch.ts";
+import { canonicalJson } from "../config/canonical.ts";
 import type { Experiment } from "../config/schema.ts";
 import { describePoint, pointResolver, type JobConfig, type ResolvedSection, type SweepPoint } from "../config/sweep-points.ts";
 import { hashedSection, jobIdentity } from "./identity.ts";
 import { JOB_SCHEMA_VERSION, type JobSpec } from "./jobspec.ts";
 import { GIB, estimateMemory, type MemoryEstimate } from "./memory.ts";
 import { RUN_HASH_LENGTH, runId, sweepSlugger } from "./runid.ts";
-import { expandSweep } from "../config/sweep.ts";
+import { expandSweep, type SweepWarning } from "../config/sweep.ts";
 import { estimateTrainTokens, type DataSummary, type TokenEstimate } from "./tokens.ts";
 
 export type { DataSummary } from "./tokens.ts";
@@ -32,7 +33,9 @@ export type PlanOptions = {
 
 export type JobEstimate = MemoryEstimate & { trainTokens: number | null; trainTokensKind: TokenEstimate["kind"] };
 export type PlannedJob = { spec: JobSpec; estimate: JobEstimate };
-export type Plan = { experiment: string; jobs: PlannedJob[]; warnings: string[] };
+/** What the plan found, at the config key it concerns: the caller positions it (src/experiment.ts). */
+export type PlanWarning = SweepWarning;
+export type Plan = { experiment: string; jobs: PlannedJob[]; warnings: PlanWarning[] };
 
 /** Longest hash suffix tried when two runs' ids would otherwise collide. */
 const MAX_HASH_LENGTH = 16;
@@ -41,31 +44,32 @@ type Resolved = { values: SweepPoint; config: JobConfig; train: JobSpec["train"]
 
 export function planExperiment(experiment: Experiment, options: PlanOptions): Plan {
   const expansion = expandSweep(experiment.sweep);
-  const warnings = [...expansion.warnings];
+  const warnings: PlanWarning[] = [...expansion.warnings];
   const { sweep: _sweep, extends: _extends, $schema: _schema, description: _description, ...config } = experiment;
 
   const resolve = jobResolver(config, options);
   const resolved: Resolved[] = [];
-  const seen = new Set<string>();
+  const seen = new Map<string, SweepPoint>();
   let duplicates = 0;
+  let firstDuplicate: [SweepPoint, SweepPoint] | undefined;
   for (const values of expansion.points) {
     const job = resolve(values);
-    if (seen.has(job.hash)) {
+    const earlier = seen.get(job.hash);
+    if (earlier !== undefined) {
       duplicates++;
+      firstDuplicate ??= [earlier, values];
       continue;
     }
-    seen.add(job.hash);
+    seen.set(job.hash, values);
     resolved.push(job);
   }
-  if (duplicates > 0) {
-    warnings.push(`${duplicates} sweep point(s) resolve to a job already planned (a value listed twice?); planned ${resolved.length} distinct job(s)`);
-  }
+  if (firstDuplicate !== undefined) warnings.push(duplicateWarning(experiment, duplicates, resolved.length, firstDuplicate));
 
   const ids = assignRunIds(experiment.name, resolved, Object.keys(experiment.sweep?.parameters ?? {}));
   const estimateOf = memoizedEstimates(options.dataSummary);
   const jobs = resolved.map((job, index): PlannedJob => {
     const run_id = ids[index]!;
-    const { model, method, data, eval: evaluation, checkpoint, resources, hub } = job.config;
+    const { model, method, data, eval: evaluation, checkpoint, resources, hub, report } = job.config;
     const spec: JobSpec = {
       schema_version: JOB_SCHEMA_VERSION,
       run_id,
@@ -80,11 +84,12 @@ export function planExperiment(experiment: Experiment, options: PlanOptions): Pl
       checkpoint,
       resources,
       ...(hub === undefined ? {} : { hub }),
+      ...(report === undefined ? {} : { report }),
       fingerprints: { job: job.fingerprint },
     };
     return { spec, estimate: estimateOf(job.config) };
   });
-  warnings.push(...estimateWarnings(jobs));
+  warnings.push(...estimateWarnings(jobs, Object.keys(experiment.sweep?.parameters ?? {})));
   return { experiment: experiment.name, jobs, warnings };
 }
 
@@ -188,23 +193,46 @@ export function exceedsGpuMemory(job: PlannedJob): boolean {
   return job.spec.resources.gpus > 0 && peakBytes !== null && peakBytes / GIB > job.spec.resources.gpu_memory_gb;
 }
 
-function estimateWarnings(jobs: PlannedJob[]): string[] {
-  const warnings: string[] = [];
+/**
+ * Points that resolve to a job already planned, at the list item that repeats an earlier one (the
+ * usual cause), else at the sweep's parameters, naming the first such pair of points.
+ */
+function duplicateWarning(experiment: Experiment, duplicates: number, distinct: number, [earlier, later]: [SweepPoint, SweepPoint]): PlanWarning {
+  const counts = `${duplicates} sweep point(s) resolve to a job already planned; planned ${distinct} distinct job(s)`;
+  for (const [key, domain] of Object.entries(experiment.sweep?.parameters ?? {})) {
+    if (!Array.isArray(domain)) continue;
+    const firstIndex = new Map<string, number>();
+    for (const [index, item] of domain.entries()) {
+      const text = canonicalJson(item);
+      const first = firstIndex.get(text);
+      if (first !== undefined) return { path: ["sweep", "parameters", key, index], message: `\`${key}\` lists ${text} twice (items ${first} and ${index}): ${counts}` };
+      firstIndex.set(text, index);
+    }
+  }
+  return { path: ["sweep", "parameters"], message: `${counts} (${describePoint(later)} is the same job as ${describePoint(earlier)})` };
+}
+
+function estimateWarnings(jobs: PlannedJob[], sweptKeys: readonly string[]): PlanWarning[] {
+  const warnings: PlanWarning[] = [];
+  // A field the sweep varies is positioned at the sweep, where its values are.
+  const at = (field: string) => (sweptKeys.includes(field) ? ["sweep", "parameters", field] : field.split("."));
   const unknownModels = new Set(jobs.filter((job) => job.estimate.peakBytes === null).map((job) => job.spec.model.base));
   for (const base of unknownModels) {
-    warnings.push(`model.base ${base} is not in the table of known architectures (src/plan/architectures.ts): its memory estimate is shown as "?"`);
+    warnings.push({ path: at("model.base"), message: `${base} is not in the table of known architectures (src/plan/architectures.ts): its memory estimate is shown as "?"` });
   }
-  for (const note of new Set(jobs.flatMap((job) => job.estimate.notes))) warnings.push(`memory estimate: ${note}`);
+  for (const note of new Set(jobs.flatMap((job) => job.estimate.notes))) warnings.push({ path: at("method.target_modules"), message: `memory estimate: ${note}` });
 
   const tooBig = jobs.filter(exceedsGpuMemory);
   if (tooBig.length > 0) {
     const shown = tooBig.slice(0, 5).map((job) => `${job.spec.run_id} (${(job.estimate.peakBytes! / GIB).toFixed(1)} GiB)`);
     const more = tooBig.length > shown.length ? ` and ${tooBig.length - shown.length} more` : "";
     const limit = tooBig[0]!.spec.resources.gpu_memory_gb;
-    warnings.push(
-      `${tooBig.length} of ${jobs.length} job(s) are estimated to need more than resources.gpu_memory_gb ${limit} GiB per GPU: ` +
+    warnings.push({
+      path: at("resources.gpu_memory_gb"),
+      message:
+        `${tooBig.length} of ${jobs.length} job(s) are estimated to need more than resources.gpu_memory_gb ${limit} GiB per GPU: ` +
         `${shown.join(", ")}${more}; lower train.micro_batch_size or data.max_length, or set train.gradient_checkpointing: true`,
-    );
+    });
   }
   return warnings;
 }

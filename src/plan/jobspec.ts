@@ -12,6 +12,7 @@ import {
   CheckpointSchema,
   DataSchema,
   EvalSchema,
+  ReportSchema,
   ExperimentSchema,
   HubSchema,
   MethodSchema,
@@ -45,6 +46,7 @@ export const JobSpecSchema = z
     checkpoint: CheckpointSchema,
     resources: ResourcesSchema,
     hub: HubSchema.optional(),
+    report: ReportSchema.optional(),
     fingerprints: z
       .strictObject({ job: z.string().regex(/^[0-9a-f]{64}$/).describe("sha256 (hex) of what changes the trained weights: model, method, data, train.") })
       .describe("Fingerprints the shim checks before resuming a checkpoint."),

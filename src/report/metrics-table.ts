@@ -6,6 +6,8 @@ const NOTES: Partial<Record<(typeof METRIC_NAMES)[number], string>> = {
   meteor: "METEOR 1.5, corpus level",
   "dist-1": "ESConv's count (last n-gram of each response skipped)",
   "dist-1-standard": "every n-gram counted",
+  toxicity: "mean score of the toxicity scorer",
+  toxicity_share: "share of responses scoring above 0.5",
 };
 
 export function renderMetricsTable(report: MetricsReport): string {
@@ -15,6 +17,7 @@ export function renderMetricsTable(report: MetricsReport): string {
     if (value === null || value === undefined) {
       if (name === "vector_extrema" || name === "embedding_average" || name === "greedy_matching") note = "no word vectors (--embeddings)";
       else if (name.startsWith("strategy_")) note = "no pair has reference_strategy and predicted_strategy";
+      else if (name.startsWith("toxicity")) note = "no toxicity scorer (--toxicity-command, eval.toxicity)";
     }
     return [name, value === null || value === undefined ? "n/a" : value.toFixed(4), note];
   });

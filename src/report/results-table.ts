@@ -14,7 +14,8 @@ function seedsText(seeds: readonly number[]): string {
   return String(seeds.length);
 }
 
-function cellText(cell: Cell, column: Column, pm: string): string {
+/** A cell as tables print it: the mean, `mean<pm>std` over seeds, or n/a. */
+export function cellText(cell: Cell, column: Column, pm: string): string {
   if (cell.mean === null) return NA;
   const mean = cell.mean.toFixed(column.digits);
   return cell.std === null ? mean : `${mean}${pm}${cell.std.toFixed(column.digits)}`;

@@ -24,14 +24,20 @@ export function renderStatusTable(rows: readonly StatusRow[]): string {
       row.step === null ? "-" : `${row.step}/${row.total_steps ?? "?"}`,
       row.best_eval_loss === null ? "-" : row.best_eval_loss.toFixed(4),
       formatDuration(row.elapsed_s),
-      row.devices.length > 0 ? row.devices.join(",") : "-",
+      row.slurm?.nodes && row.state === "running" ? row.slurm.nodes : row.devices.length > 0 ? row.devices.join(",") : "-",
       note(row),
     ]),
   );
 }
 
+/** A Slurm run's job as squeue last showed it: "slurm 1234 PENDING (Resources)". */
+export function slurmNote(slurm: NonNullable<RunStatus["slurm"]>): string {
+  return `slurm ${slurm.job_id} ${slurm.state}${slurm.reason ? ` (${slurm.reason})` : ""}`;
+}
+
 function note(row: StatusRow): string {
-  if (row.state === "running" && row.host === os.hostname() && !isSameProcessAlive(row.pid, row.pid_start_time)) {
+  if (row.slurm && (row.state === "running" || row.state === "queued")) return slurmNote(row.slurm);
+  if (row.state === "running" && !row.slurm && row.host === os.hostname() && !isSameProcessAlive(row.pid, row.pid_start_time)) {
     return "process gone (its controller died?): 'peftctl resume' settles and resumes it";
   }
   if (row.error) return `${row.error.kind}: ${row.error.message.split("\n")[0]!.slice(0, 80)}`;

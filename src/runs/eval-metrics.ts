@@ -8,7 +8,7 @@ import type { RunRef } from "./store.ts";
 
 export const METRICS_FILE = "metrics.json";
 
-/** Every metric the scorer reports, in its order; null: not computable here (no vectors, no strategy labels). */
+/** Every metric the scorer reports, in its order; null: not computable here (no vectors, no strategy labels, no toxicity scorer). */
 export const METRIC_NAMES = [
   "bleu-1",
   "bleu-2",
@@ -27,6 +27,8 @@ export const METRIC_NAMES = [
   "dist-3-standard",
   "strategy_accuracy",
   "strategy_macro_f1",
+  "toxicity",
+  "toxicity_share",
 ] as const;
 
 export type MetricName = (typeof METRIC_NAMES)[number];
@@ -42,6 +44,8 @@ export type MetricsReport = {
   tokenizer: string;
   /** The word vectors used, or null. */
   embeddings: string | null;
+  /** `peftctl eval`'s record of the scoring settings (run-eval.ts scoringOf), as a hash; absent from `peftctl score`. */
+  scoring?: string;
 };
 
 

@@ -33,6 +33,8 @@ export const DataEvent = z.object({
   dialogues: z.number().int().nonnegative(),
   skipped: counts.describe("records or turns dropped, by reason"),
   repaired: counts.describe("records or turns repaired, by reason"),
+  // Absent from the events of shims before it: an older events.jsonl still parses.
+  mapped: counts.default({}).describe('names of an older release mapped to the current ones ("role speaker -> seeker")'),
   truncated: z.number().int().nonnegative().describe("examples that lost their oldest turns"),
   train_tokens: z.number().int().nonnegative(),
   pad_fraction: z.number().min(0).max(1),
@@ -86,7 +88,7 @@ export const DoneEvent = z.object({
 export const ErrorEvent = z.object({
   ...base,
   type: z.literal("error"),
-  kind: z.enum(["spec", "data", "fingerprint", "oom", "internal"]),
+  kind: z.enum(["spec", "data", "fingerprint", "environment", "oom", "disk_full", "internal"]),
   message: z.string(),
   retryable: z.boolean(),
 });
@@ -110,8 +112,16 @@ export const ShimExit = {
   failed: 1,
   badInput: 2,
   outOfMemory: 3,
+  noSpace: 4,
   interrupted: 75,
 } as const;
+
+/**
+ * Error kinds of the shim's exit 2: what the user has to fix (the job's spec, its data, a checkpoint
+ * of another job, an environment that cannot run the job as placed). `run` exits 2 when they are its
+ * only failures.
+ */
+export const BAD_INPUT_KINDS = ["spec", "data", "fingerprint", "environment"] as const;
 
 /** Parses one line; undefined for lines that are not events (library chatter on stdout). */
 export function parseEventLine(line: string): ShimEvent | undefined {

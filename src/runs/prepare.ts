@@ -1,11 +1,12 @@
 /**
  * Run dirs for planned jobs: job.json, config.yaml (the config snapshot) and status.json (queued).
  * A run dir that exists already is kept as it is: job.json is written once and never rewritten
- * (an out-of-memory back-off lives in status.json), and its snapshot is the config the run started
- * with. Run ids include a hash of the job, so a changed job (other model, method, data or training
+ * (an out-of-memory back-off lives in status.json) but for its unhashed `report` label, and its
+ * snapshot is the config the run started with. Run ids include a hash of the job, so a changed job (other model, method, data or training
  * values) is a new run id, never a rewrite.
  */
 import { existsSync, mkdirSync, writeFileSync } from "node:fs";
+import { canonicalJson } from "../config/canonical.ts";
 import { UserError } from "../errors.ts";
 import type { JobSpec } from "../plan/jobspec.ts";
 import { hasRun, initialStatus, readJob, runFile, writeJob, writeStatus, type RunRef } from "./store.ts";
@@ -20,6 +21,8 @@ function prepareRun(spec: JobSpec, snapshotYaml: string): RunRef {
         "run ids include a hash of the job, so this means the run dir was edited or copied by hand; move it away and run again",
       ]);
     }
+    // The table label changes no run id (identity.ts): the config's current one is the run's.
+    if (canonicalJson(existing.report ?? null) !== canonicalJson(spec.report ?? null)) writeJob(dir, withReport(existing, spec.report));
     if (!existsSync(runFile(dir, "status"))) writeStatus(dir, initialStatus(spec));
     return ref;
   }
@@ -28,6 +31,11 @@ function prepareRun(spec: JobSpec, snapshotYaml: string): RunRef {
   writeJob(dir, spec);
   writeStatus(dir, initialStatus(spec));
   return ref;
+}
+
+function withReport(job: JobSpec, report: JobSpec["report"]): JobSpec {
+  const { report: _old, ...rest } = job;
+  return report === undefined ? rest : { ...rest, report };
 }
 
 export function prepareRuns(specs: readonly JobSpec[], snapshotYaml: string): RunRef[] {

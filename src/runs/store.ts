@@ -5,7 +5,7 @@
  * The files are the source of truth: every status change is written atomically (temp file, fsync,
  * rename), so a controller killed at any moment leaves either the old or the new status, never half.
  */
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, statSync, writeSync } from "node:fs";
+import { appendFileSync, closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, statSync, writeSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { UserError } from "../errors.ts";
@@ -49,6 +49,41 @@ export type PushRecord = {
   at: string;
 };
 
+/**
+ * The Slurm job of a run's current attempt (resources.executor: slurm), as the controller last saw it
+ * in squeue: a restarted controller reattaches to `job_id` instead of submitting again.
+ */
+export type SlurmRecord = {
+  job_id: string;
+  /**
+   * squeue's state: PENDING, RUNNING, COMPLETING, ... or the final one (COMPLETED, FAILED, CANCELLED,
+   * TIMEOUT, ...); SUBMITTING (job_id "") from just before sbatch until its answer, REFUSED when sbatch refused it.
+   */
+  state: string;
+  /** squeue's reason while PENDING (Resources, Priority, BeginTime, ...); null otherwise. */
+  reason: string | null;
+  nodes: string | null;
+  submitted_at: string;
+};
+
+/**
+ * The job of a run's current attempt on an SSH host (resources.executor: ssh): enough for a restarted
+ * controller to reattach, for `peftctl stop` to signal it, and to tell a reused pid apart there.
+ */
+export type SshRecord = {
+  /** The host as resources.ssh.hosts names it (an address or an ssh config alias). */
+  host: string;
+  pid: number;
+  /** /proc/<pid>/stat field 22 on that host. */
+  pid_start_time: number | null;
+  /** The run dir there. */
+  dir: string;
+  /** Where the attempt's events, logs, pid and exit_code files are there (the run dir, or a generate task's output dir). */
+  task_dir: string;
+  /** Bytes of events.jsonl there that the run store has (events are streamed from that offset). */
+  events_offset: number;
+};
+
 export type RunStatus = {
   schema_version: 1;
   run_id: string;
@@ -78,6 +113,10 @@ export type RunStatus = {
   /** Set by `peftctl stop`: the attempt's exit 75 then means interrupted, not "retry". */
   stop_requested_at: string | null;
   push: PushRecord | null;
+  /** Set for runs on Slurm (src/launch/slurm); null elsewhere. */
+  slurm: SlurmRecord | null;
+  /** Set for runs on SSH hosts (src/launch/ssh); null elsewhere. */
+  ssh: SshRecord | null;
 };
 
 /** A run found on disk. */
@@ -154,6 +193,8 @@ export function initialStatus(job: Pick<JobSpec, "run_id" | "experiment">): RunS
     adapter_path: null,
     stop_requested_at: null,
     push: null,
+    slurm: null,
+    ssh: null,
   };
 }
 
@@ -193,6 +234,12 @@ export function writeStatus(dir: string, status: RunStatus): RunStatus {
 export function updateStatus(dir: string, change: (current: RunStatus) => Partial<RunStatus>): RunStatus {
   const current = readStatus(dir);
   return writeStatus(dir, { ...current, ...change(current) });
+}
+
+/** Appends one event to a run dir's events.jsonl: for a shim on another host, whose events stream back here. */
+export function appendEvent(dir: string, event: ShimEvent): void {
+  mkdirSync(dir, { recursive: true });
+  appendFileSync(runFile(dir, "events"), `${JSON.stringify(event)}\n`);
 }
 
 /** Every event in events.jsonl, in order; a torn last line (a killed writer) is skipped. */

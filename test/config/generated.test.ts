@@ -45,6 +45,7 @@ describe("shipped configs", () => {
       "configs/extes/dialogpt-medium-full.yaml",
       "configs/extes/llama-7b-adapter.yaml",
       "configs/extes/llama-7b-lora-no-strategy.yaml",
+      "configs/extes/llama-7b-lora-test-esconv.yaml",
       "configs/extes/llama-7b-lora.yaml",
       "configs/extes/lora-rank-sweep.yaml",
       "configs/smoke.yaml",

@@ -95,7 +95,8 @@ describe("random", () => {
     expect(points.length).toBeLessThanOrEqual(2);
     expect(new Set(points.map((p) => p["method.r"])).size).toBe(points.length);
     expect(warnings).toHaveLength(1);
-    expect(warnings[0]).toMatch(/drew the same values \d+ time\(s\) out of n=40; planned \d distinct job/);
+    expect(warnings[0]!.path).toEqual(["sweep", "n"]);
+    expect(warnings[0]!.message).toMatch(/drew the same values \d+ time\(s\) out of n=40; planned \d distinct job/);
   });
 
   it("the generator is uniform on [0, 1)", () => {

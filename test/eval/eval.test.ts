@@ -11,6 +11,7 @@ import { execa } from "execa";
 import { beforeAll, describe, expect, it } from "vitest";
 import { checkpointDirName, evalDirName, generateArgs, type EvalSettings, type EvalTarget } from "../../src/eval/run-eval.ts";
 import { shimCommand } from "../../src/launch/local.ts";
+import { shimEnv, shimPython } from "../../src/shim.ts";
 import { listRuns, readJob, updateStatus, type RunRef } from "../../src/runs/store.ts";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
@@ -44,9 +45,9 @@ describe("peftctl eval", () => {
     const trained = await execa(bin, ["--runs-dir", runsDir, "run", path.join(dir, "tiny.yaml")], { reject: false, cwd: root });
     expect(trained.exitCode, trained.stderr).toBe(0);
     [run] = listRuns(runsDir, "evaltiny") as [RunRef];
-  }, 120_000);
+  }, 300_000);
 
-  it("writes one row per test example with the contract's fields, in the directory its settings hash to; again, changes nothing", { timeout: 60_000 }, async () => {
+  it("writes one row per test example with the contract's fields, in the directory its settings hash to; again, changes nothing", { timeout: 180_000 }, async () => {
     const first = await peftctl("eval", "evaltiny");
     expect(first.exitCode, first.stderr).toBe(0);
     const generate = { ...readJob(run.dir).eval.generate } as Record<string, unknown>;
@@ -97,7 +98,7 @@ describe("peftctl eval", () => {
     expect(parsed.rows[0]!.cells["bleu-1"]!.mean).toBeCloseTo(metrics.metrics["bleu-1"]!, 10);
   });
 
-  it("Ctrl-C stops the shim (exit 130) with its rows kept; the same command then finishes the rest", { timeout: 60_000 }, async () => {
+  it("Ctrl-C stops the shim (exit 130) with its rows kept; the same command then finishes the rest, as if never stopped", { timeout: 180_000 }, async () => {
     const child = execa(bin, ["--runs-dir", runsDir, "eval", run.runId, "--split", "valid"], { reject: false, cwd: root });
     child.stdout!.on("data", (chunk: Buffer) => {
       if (chunk.toString().includes("generating on")) child.kill("SIGINT");
@@ -109,12 +110,73 @@ describe("peftctl eval", () => {
     expect(again.exitCode, again.stderr).toBe(0);
     const [line] = again.stdout.split("\n").filter((l) => l.includes(" rows in "));
     const file = line!.slice(line!.indexOf(" rows in ") + " rows in ".length).split("; ")[0]!;
-    const ids = readRows(path.isAbsolute(file) ? file : path.join(root, file)).map((row) => row.id);
+    const resumed = readRows(path.isAbsolute(file) ? file : path.join(root, file));
+    const ids = resumed.map((row) => row.id);
     expect(new Set(ids).size).toBe(ids.length);
     expect(ids.length).toBeGreaterThan(0);
+    // the same rows as a generation never interrupted
+    const whole = mkdtempSync(path.join(os.tmpdir(), "peftctl-eval-whole-"));
+    const uninterrupted = await execa(shimPython(process.env), ["-m", "peftshim", "generate", "--job", path.join(run.dir, "job.json"), "--out", whole, "--split", "valid"], { env: shimEnv(process.env), reject: false });
+    expect(uninterrupted.exitCode, uninterrupted.stderr).toBe(0);
+    expect(resumed).toEqual(readRows(path.join(whole, "generations.jsonl")));
   });
 
-  it("refuses what it cannot evaluate with exit 2 naming it; --base needs no adapter", { timeout: 60_000 }, async () => {
+  it("--set moves eval onto another data set and adds a toxicity scorer, without touching the run; scoring settings rescore", { timeout: 300_000 }, async () => {
+    const planned = readFileSync(path.join(run.dir, "job.json"), "utf8");
+    const scorer = `${path.join(root, ".venv/bin/python")} ${path.join(root, "test/fixtures/word-list-toxicity.py")}`;
+    const esconv = path.join(root, "data/samples/esconv-sample.json");
+    const sets = ["--set", "eval.data.format=esconv", "--set", `eval.data.path=${path.relative(root, esconv)}`, "--set", "eval.data.dialogues=all"];
+    const first = await peftctl("eval", "evaltiny", "--limit", "3", ...sets, "--set", `eval.toxicity.command=${scorer}`, "--json");
+    expect(first.exitCode, first.stderr).toBe(0);
+    const [outcome] = JSON.parse(first.stdout) as Array<{ dir: string; settings: EvalSettings }>;
+    expect(outcome!.settings.data).toEqual({ format: "esconv", path: esconv, dialogues: "all" });
+    expect(JSON.parse(readFileSync(path.join(outcome!.dir, "settings.json"), "utf8"))).toEqual(outcome!.settings);
+    expect(readFileSync(path.join(run.dir, "job.json"), "utf8")).toBe(planned); // the run's job is as planned
+    expect(readJob(outcome!.dir).eval.toxicity).toEqual({ command: scorer }); // the one the shim read
+
+    // the rows are the ESConv file's first dialogue's supporter turns after a seeker turn
+    const [dialogue] = JSON.parse(readFileSync(esconv, "utf8")) as Array<{ dialog: Array<{ speaker: string; content: string }> }>;
+    const afterSeeker = dialogue!.dialog.filter((turn, k) => turn.speaker === "supporter" && dialogue!.dialog.slice(0, k).some((t) => t.speaker === "seeker"));
+    const rows = readRows(path.join(outcome!.dir, "generations.jsonl"));
+    expect(rows.map((row) => row.reference)).toEqual(afterSeeker.slice(0, 3).map((turn) => turn.content));
+    expect(rows.map((row) => row.id)).toEqual(rows.map((row) => `0:${String(row.id).split(":")[1]}`));
+
+    // toxicity: the scorer's mean and share above 0.5, its score recomputed here
+    const words = new Set(["hate", "stupid", "idiot", "awful", "feel"]);
+    const scores = rows.map((row) => {
+      const tokens = String(row.response).toLowerCase().split(/\s+/).filter(Boolean);
+      return tokens.length === 0 ? 0 : tokens.filter((t) => words.has(t.replace(/[.,!?]+$/, ""))).length / tokens.length;
+    });
+    const metricsFile = path.join(outcome!.dir, "metrics.json");
+    const scored = JSON.parse(readFileSync(metricsFile, "utf8")) as { metrics: Record<string, number | null> };
+    expect(scored.metrics.toxicity).toBeCloseTo(scores.reduce((a, b) => a + b, 0) / scores.length, 12);
+    expect(scored.metrics.toxicity_share).toBeCloseTo(scores.filter((v) => v > 0.5).length / scores.length, 12);
+
+    // another scorer: the same generations (toxicity is not a generation setting), scored again
+    const again = await peftctl("eval", "evaltiny", "--limit", "3", ...sets, "--set", `eval.toxicity.command=${scorer} --constant 0.75`, "--json");
+    expect(again.exitCode, again.stderr).toBe(0);
+    expect((JSON.parse(again.stdout) as Array<{ outcome: string; dir: string }>)[0]).toMatchObject({ outcome: "already-complete", dir: outcome!.dir });
+    const rescored = JSON.parse(readFileSync(metricsFile, "utf8")) as { metrics: Record<string, number | null> };
+    expect(rescored.metrics.toxicity).toBe(0.75);
+    expect(rescored.metrics.toxicity_share).toBe(1);
+    expect(rescored.metrics["bleu-1"]).toBe(scored.metrics["bleu-1"]);
+
+    // the table's toxicity column reads it; lower is better
+    const table = await peftctl("table", `evaltiny/${run.runId}`, "--format", "json", "--scale", "1");
+    expect(table.exitCode, table.stderr).toBe(0);
+    expect((JSON.parse(table.stdout) as { rows: Array<{ cells: Record<string, { mean: number | null }> }> }).rows[0]!.cells.toxicity!.mean).toBe(0.75);
+
+    // what --set cannot change, and bad values: exit 2, every problem named
+    const refused = await peftctl("eval", "evaltiny", "--set", "train.lr=1", "--set", "eval.generate.num_beam=2", "--set", "eval.generate.top_p=3");
+    expect(refused.exitCode).toBe(2);
+    expect(refused.stderr).toContain("--set 1 (train.lr=1): only eval.* settings can change after training");
+    expect(refused.stderr).toContain("did you mean `num_beams`?");
+    const badValue = await peftctl("eval", "evaltiny", "--set", "eval.generate.top_p=3");
+    expect(badValue.exitCode).toBe(2);
+    expect(badValue.stderr).toContain("eval.generate.top_p");
+  });
+
+  it("refuses what it cannot evaluate with exit 2 naming it; --base needs no adapter", { timeout: 180_000 }, async () => {
     const unknown = await peftctl("eval", "no-such-run");
     expect(unknown.exitCode).toBe(2);
     expect(unknown.stderr).toContain("no-such-run");

@@ -37,7 +37,8 @@ async function peftctl(args: string[]) {
 
 describe("peftctl score", () => {
   it("prints every metric as a fraction in [0, 1] with --json", { timeout: 120_000 }, async () => {
-    const result = await peftctl(["--json", "score", "--pairs", pairsFile, "--embeddings", gloveFile]);
+    const scorer = `${path.join(root, ".venv/bin/python")} ${path.join(root, "test/fixtures/word-list-toxicity.py")} --constant 0.625`;
+    const result = await peftctl(["--json", "score", "--pairs", pairsFile, "--embeddings", gloveFile, "--toxicity-command", scorer]);
     expect(result.exitCode, result.stderr).toBe(0);
     const report = JSON.parse(result.stdout) as MetricsReport;
     expect(report.pairs).toBe(PAIRS.length);
@@ -51,6 +52,8 @@ describe("peftctl score", () => {
     }
     expect(report.metrics["strategy_accuracy"]).toBeCloseTo(4 / 5, 10);
     expect(report.metrics["bleu-1"]!).toBeGreaterThan(report.metrics["bleu-4"]!);
+    expect(report.metrics.toxicity).toBe(0.625);
+    expect(report.metrics.toxicity_share).toBe(1);
   });
 
   it("renders a table, the embedding metrics n/a without vectors", { timeout: 120_000 }, async () => {

@@ -245,6 +245,21 @@ describe("peftctl table", () => {
 });
 
 describe("the results table (pure)", () => {
+  it("report.label names the row (a sweep's rows add their values); toxicity: the lowest is best", async () => {
+    const { jobs } = await plannedRuns();
+    const labelled = (job: JobSpec): JobSpec => ({ ...job, report: { label: "Tiny + LoRA" } });
+    expect(defaultLabel(labelled(byRun(jobs, 8, 1)))).toBe("Tiny + LoRA (r=8)");
+    expect(defaultLabel({ ...labelled(byRun(jobs, 8, 1)), sweep_values: {} })).toBe("Tiny + LoRA");
+    // a label is no configuration: runs differing in it alone are seeds of one row
+    expect(seedGroupKey(labelled(byRun(jobs, 4, 1)))).toBe(seedGroupKey(byRun(jobs, 4, 2)));
+    const input = (job: JobSpec, toxicity: number): TableRunInput => ({ ref: `${job.experiment}/${job.run_id}`, job, metrics: report({ toxicity }), human: null });
+    const { table } = buildResultsTable([input(byRun(jobs, 8, 1), 0.25), input(byRun(jobs, 16, 1), 0.5)], { split: "test", scale: 1, human: false });
+    expect(table.rows.map((row) => [row.cells.toxicity!.mean, row.cells.toxicity!.best])).toEqual([[0.25, true], [0.5, false]]);
+    // the column is there only when a run was scored for toxicity (the other tables above have none)
+    const without = buildResultsTable([input(byRun(jobs, 8, 1), 0.25)].map((run) => ({ ...run, metrics: report({ "bleu-1": 0.1 }) })), { split: "test", scale: 1, human: false });
+    expect(without.table.columns.map((column) => column.key)).not.toContain("toxicity");
+  });
+
   it("seed groups ignore train.seed and run identity only", async () => {
     const { jobs } = await plannedRuns();
     const key = (r: number, seed: number) => seedGroupKey(byRun(jobs, r, seed));

@@ -28,7 +28,9 @@ export type Fault =
   | { kind: "hang" }
   | { kind: "reset" }
   /** Handle the request (state changes included), then drop the connection instead of answering. */
-  | { kind: "drop-response" };
+  | { kind: "drop-response" }
+  /** Handle the request, send the status line, headers and half the body, then go silent with the connection open. */
+  | { kind: "stall-body" };
 
 export type EmulatorUser = { token: string; name: string; orgs?: string[]; role?: "read" | "write" };
 
@@ -97,7 +99,7 @@ export class HubEmulator {
     await new Promise<void>((resolve) => this.server!.close(() => resolve()));
   }
 
-  /** The next `times` calls of `route` get `fault` instead of (or, for drop-response, after) their handling. */
+  /** The next `times` calls of `route` get `fault` instead of (or, for drop-response and stall-body, after) their handling. */
   inject(route: Route, fault: Fault, times = 1): void {
     const queue = this.faults.get(route) ?? [];
     queue.push({ fault, remaining: times });
@@ -230,6 +232,13 @@ export class HubEmulator {
       log.status = "dropped";
       req.socket.destroy();
       return;
+    }
+    if (fault?.kind === "stall-body") {
+      log.status = "hung";
+      const body = Buffer.from(reply.body ?? "");
+      res.writeHead(reply.status, { ...reply.headers, "Content-Length": String(body.length) });
+      res.write(body.subarray(0, Math.floor(body.length / 2)));
+      return; // the rest never comes: a client that stops timing out once headers arrive waits forever
     }
     log.status = reply.status;
     res.writeHead(reply.status, reply.headers ?? {});

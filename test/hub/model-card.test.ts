@@ -92,7 +92,7 @@ function report(overrides: Partial<MetricsReport["metrics"]> = {}): MetricsRepor
       "bleu-1": 0.21234, "bleu-2": 0.10456, "bleu-3": 0.05, "bleu-4": 0.031249, "rouge-l": 0.18765, meteor: 0.0912,
       vector_extrema: null, embedding_average: null, greedy_matching: null,
       "dist-1": 0.04321, "dist-2": 0.2, "dist-3": 0.41119, "dist-1-standard": 0.05, "dist-2-standard": 0.21, "dist-3-standard": 0.42,
-      strategy_accuracy: null, strategy_macro_f1: null,
+      strategy_accuracy: null, strategy_macro_f1: null, toxicity: null, toxicity_share: null,
       ...overrides,
     },
     pairs: 6,

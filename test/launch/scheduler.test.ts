@@ -239,6 +239,15 @@ describe("scheduling rules", () => {
     expect(classifyResult({ ...base, exitCode: 3 }, false)).toEqual({ kind: "oom" });
     expect(classifyResult({ ...base, exitCode: null, signal: "SIGKILL" }, false)).toEqual({ kind: "retry", reason: "lost" });
     expect(classifyResult({ ...base, exitCode: 2 }, false)).toMatchObject({ kind: "failed", error: { retryable: false } });
+    // No space left: failed now (a retry would fill the disk again), retryable by the next `run`.
+    expect(classifyResult({ ...base, exitCode: 4, error: "no space left on /data (writing /data/r/checkpoints/step-000004; 0 B free of 1.0 GiB)" }, false)).toEqual({
+      kind: "failed",
+      error: {
+        kind: "disk_full",
+        message: "no space left on /data (writing /data/r/checkpoints/step-000004; 0 B free of 1.0 GiB); free space there, then run peftctl run (or resume) again: it continues from the newest checkpoint",
+        retryable: true,
+      },
+    });
   });
 
   it("reads torchrun's exit 1 by the workers' last event", () => {
@@ -251,6 +260,12 @@ describe("scheduling rules", () => {
     expect(classifyResult({ ...base, lastEvent: oom }, false)).toEqual({ kind: "oom" });
     expect(classifyResult({ ...base, lastEvent: internal }, false)).toMatchObject({ kind: "failed", error: { kind: "internal", retryable: false } });
     expect(classifyResult({ ...base, lastEvent: undefined }, false)).toMatchObject({ kind: "failed", error: { kind: "internal" } });
+    const diskFull = { ...oom, kind: "disk_full", message: "no space left on /data" } as const;
+    expect(classifyResult({ ...base, lastEvent: diskFull }, false)).toMatchObject({ kind: "failed", error: { kind: "disk_full", retryable: true } });
+    const noCuda = { ...oom, kind: "environment", message: "the job was placed on GPU 0,1 ..." } as const;
+    expect(classifyResult({ ...base, lastEvent: noCuda }, false)).toMatchObject({ kind: "failed", error: { kind: "environment", retryable: true } });
+    const badData = { ...oom, kind: "data", message: "no usable dialogue", retryable: false } as const;
+    expect(classifyResult({ ...base, lastEvent: badData }, false)).toMatchObject({ kind: "failed", error: { kind: "data", retryable: false } });
   });
 
   it("launches multi-GPU jobs with torchrun", () => {

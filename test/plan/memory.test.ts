@@ -92,12 +92,14 @@ describe("memory estimate vs the H100 reference peaks (+-20%)", () => {
       }),
       { runsDir: "/r" },
     );
-    expect(plan.warnings.join("\n")).toMatch(/2 of 4 job\(s\) are estimated to need more than resources.gpu_memory_gb 40 GiB/);
+    expect(plan.warnings.map((w) => w.message).join("\n")).toMatch(/2 of 4 job\(s\) are estimated to need more than resources.gpu_memory_gb 40 GiB/);
     const unknown = planExperiment(
       ExperimentSchema.parse({ ...anchorJob(loraQv), model: { base: "someone/mystery" }, sweep: { parameters: { "method.r": [4, 8] } } }),
       { runsDir: "/r" },
     );
-    expect(unknown.warnings.filter((w) => w.includes("someone/mystery"))).toHaveLength(1);
+    expect(unknown.warnings.filter((w) => w.message.includes("someone/mystery"))).toEqual([
+      { path: ["model", "base"], message: expect.stringContaining("someone/mystery is not in the table of known architectures") },
+    ]);
     expect(unknown.jobs.every((job) => job.estimate.peakBytes === null)).toBe(true);
   });
 });

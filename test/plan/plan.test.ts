@@ -101,7 +101,9 @@ describe("run ids", () => {
     expect(new Set(big.jobs.map((j) => j.spec.run_id)).size).toBe(200);
     const twice = planExperiment(experiment({ sweep: { parameters: { "method.r": [4, 8, 4] } } }), { runsDir: "/runs" });
     expect(twice.jobs).toHaveLength(2);
-    expect(twice.warnings.join("\n")).toMatch(/1 sweep point\(s\) resolve to a job already planned/);
+    expect(twice.warnings).toEqual([
+      { path: ["sweep", "parameters", "method.r", 2], message: "`method.r` lists 4 twice (items 0 and 2): 1 sweep point(s) resolve to a job already planned; planned 2 distinct job(s)" },
+    ]);
   });
 });
 

@@ -19,6 +19,8 @@ const ISSUED: Array<[config: string, set: string[], ids: Array<[runId: string, f
   ["configs/extes/llama-7b-adapter.yaml", [], [["extes-llama7b-adapter-2fe36c", "bcfcd0a80604"]]],
   ["configs/extes/llama-7b-lora.yaml", [], [["extes-llama7b-lora-0ede96", "bdb1a6736db8"]]],
   ["configs/extes/llama-7b-lora-no-strategy.yaml", [], [["extes-llama7b-lora-no-strategy-a19283", "edb5c6eb3be4"]]],
+  // trained as llama-7b-lora.yaml (its fingerprint), tested on ESConv (eval.data)
+  ["configs/extes/llama-7b-lora-test-esconv.yaml", [], [["extes-llama7b-lora-test-esconv-9f562c", "bdb1a6736db8"]]],
   [
     "configs/extes/lora-rank-sweep.yaml",
     [],

@@ -4,8 +4,9 @@ import { evalEventText, evalOutcomeText, evalStartText } from "../../eval/eval-t
 import { EVAL_SPLITS, planEval, startEval, type EvalOutcome, type EvalSplit } from "../../eval/run-eval.ts";
 import { ShimExit } from "../../runs/events.ts";
 import { cliContext } from "../context.ts";
+import { setOption } from "../options.ts";
 
-type EvalCliOptions = { split: EvalSplit; limit?: number; checkpoint?: string; base?: boolean };
+type EvalCliOptions = { split: EvalSplit; limit?: number; checkpoint?: string; base?: boolean; set: string[] };
 
 /** `peftctl eval <run|experiment>`: responses to the test split with each run's adapter (python -m peftshim generate). */
 export function registerEval(program: Command): void {
@@ -17,6 +18,7 @@ export function registerEval(program: Command): void {
     .option("--limit <n>", "only the split's first N examples", parseLimit)
     .option("--checkpoint <step-N>", "a checkpoint's adapter (checkpoints/step-N/adapter) instead of the final one")
     .option("--base", "the base model alone, without an adapter (a zero-shot row)")
+    .addOption(setOption("change an eval setting for this evaluation (repeatable), e.g. --set eval.generate.num_beams=4 --set eval.data.path=esconv.json"))
     .action(async (target: string, options: EvalCliOptions, command: Command) => {
       const context = cliContext(command);
       const targets = planEval(context.runsDir, target, {
@@ -24,6 +26,7 @@ export function registerEval(program: Command): void {
         limit: options.limit ?? null,
         checkpoint: options.checkpoint ?? null,
         base: Boolean(options.base),
+        sets: options.set,
       });
       const say = (line: string | undefined) => {
         if (line !== undefined && !context.json) process.stdout.write(`${line}\n`);

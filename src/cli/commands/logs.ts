@@ -5,6 +5,7 @@ import type { ShimEvent } from "../../runs/events.ts";
 import { EventTail, fileSize } from "../../runs/follow.ts";
 import { readStatus, requireOneRun, runFile } from "../../runs/store.ts";
 import { cliContext } from "../context.ts";
+import { stdoutClosed } from "../stdout.ts";
 
 /** `peftctl logs <run> [-f] [--stream events|stdout|stderr]`. */
 export function registerLogs(program: Command): void {
@@ -39,8 +40,8 @@ export function registerLogs(program: Command): void {
       const onSigint = () => (stopped = true);
       process.once("SIGINT", onSigint);
       try {
-        // Follow while the run is running or queued; a last read catches its final lines.
-        while (!stopped) {
+        // Follow while the run is running or queued (and someone reads); a last read catches its final lines.
+        while (!stopped && !stdoutClosed()) {
           await new Promise((resolve) => setTimeout(resolve, 500));
           poll();
           const state = readStatus(run.dir).state;

@@ -18,9 +18,10 @@ export function registerScore(program: Command): void {
     .option("--hyp-field <field>", "the field holding the response", "response")
     .option("--ref-field <field>", "the field holding the reference (a string or a list of strings)", "reference")
     .option("--embeddings <file>", "word vectors in GloVe text format (glove.6B.300d.txt for paper-comparable values)")
-    .action(async (options: { pairs: string; hypField: string; refField: string; embeddings?: string }, command: Command) => {
+    .option("--toxicity-command <cmd>", "a toxicity scorer: reads {\"id\", \"text\"} JSON lines on stdin, writes one score in [0, 1] per line")
+    .action(async (options: { pairs: string; hypField: string; refField: string; embeddings?: string; toxicityCommand?: string }, command: Command) => {
       const context = cliContext(command);
-      const result = await scorePairs({ pairs: options.pairs, hypField: options.hypField, refField: options.refField, embeddings: options.embeddings });
+      const result = await scorePairs({ pairs: options.pairs, hypField: options.hypField, refField: options.refField, embeddings: options.embeddings, toxicityCommand: options.toxicityCommand });
       if (!result.ok) throw new FailureError("PEFTCTL_INTERNAL", `scoring ${options.pairs} failed: ${result.error}`);
       process.stdout.write(context.json ? `${JSON.stringify(result.report, null, 2)}\n` : `${renderMetricsTable(result.report)}\n`);
     });

@@ -30,10 +30,10 @@ export function registerValidate(program: Command): void {
         }
       }
       if (invalid.length > 0) {
-        const count = invalid.reduce((sum, { result }) => sum + result.diagnostics.filter((d) => d.severity === "error").length, 0);
+        const count = invalid.reduce((sum, { result }) => sum + result.errorCount, 0);
         throw new UserError(
           "PEFTCTL_CONFIG_INVALID",
-          `${count} error${count === 1 ? "" : "s"} in ${invalid.map(({ file }) => file).join(", ")}`,
+          `${count.toLocaleString("en-US")} error${count === 1 ? "" : "s"} in ${invalid.map(({ file }) => file).join(", ")}`,
           context.json ? [] : invalid.flatMap(({ result }) => result.diagnostics.map(formatDiagnostic)),
         );
       }
