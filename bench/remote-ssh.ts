@@ -23,22 +23,7 @@ import { readJob, readStatus, writeJob, type RunRef } from "../src/runs/store.ts
 import { projectRoot } from "../src/shim.ts";
 import { fakeEnv, fakeTrainer, makeRun } from "../test/launch/helpers.ts";
 import { startTestHosts } from "../test/ssh/hosts.ts";
-
-/** Wraps an executor: the time from each start() to the attempt's first event. */
-function timed(executor: Executor, samples: number[]): Executor {
-  const wrapped = Object.create(executor) as Executor;
-  wrapped.start = async (request) => {
-    const t0 = performance.now();
-    const handle = await executor.start(request);
-    let seen = false;
-    handle.onEvent(() => {
-      if (!seen) samples.push(performance.now() - t0);
-      seen = true;
-    });
-    return handle;
-  };
-  return wrapped;
-}
+import { timedFirstEvents } from "./first-event.ts";
 
 const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
 
@@ -46,7 +31,7 @@ async function measure(label: string, executor: Executor, runs: RunRef[], env: N
   const samples: number[] = [];
   const cpu0 = process.cpuUsage();
   const t0 = performance.now();
-  const report = await launchSweep({ runs, env, executor: timed(executor, samples), cpuSlots: 8 });
+  const report = await launchSweep({ runs, env, executor: timedFirstEvents(executor, samples), cpuSlots: 8 });
   const wallS = (performance.now() - t0) / 1000;
   const cpu = process.cpuUsage(cpu0);
   if (report.succeeded.length !== runs.length) throw new Error(`${label}: ${report.failed.length} failed: ${readStatus(report.failed[0]!.dir).error?.message}`);

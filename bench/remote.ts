@@ -18,6 +18,7 @@ import { queueStates } from "../src/launch/slurm/commands.ts";
 import { SlurmExecutor } from "../src/launch/slurm/executor.ts";
 import { LocalExecutor } from "../src/launch/local.ts";
 import type { Executor } from "../src/launch/executor.ts";
+import { timedFirstEvents } from "./first-event.ts";
 import { launchSweep } from "../src/launch/sweep.ts";
 import { readJob, readStatus, writeJob, type RunRef } from "../src/runs/store.ts";
 import { fakeEnv, makeRun } from "../test/launch/helpers.ts";
@@ -26,38 +27,19 @@ import { startCluster } from "../test/slurm/cluster.ts";
 const { values } = parseArgs({ options: { jobs: { type: "string", default: "100" } } });
 const maxJobs = Number(values.jobs);
 
-type Sample = { firstEventMs: number };
-
-/** Wraps an executor: the time from each start() to the attempt's first event. */
-function timed(executor: Executor, samples: Sample[]): Executor {
-  const wrapped = Object.create(executor) as Executor;
-  wrapped.start = async (request) => {
-    const t0 = performance.now();
-    const handle = await executor.start(request);
-    let seen = false;
-    handle.onEvent(() => {
-      if (seen) return;
-      seen = true;
-      samples.push({ firstEventMs: performance.now() - t0 });
-    });
-    return handle;
-  };
-  return wrapped;
-}
-
 function quantile(sorted: number[], q: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
 }
 
 async function measure(label: string, executor: Executor, runs: RunRef[], env: NodeJS.ProcessEnv, slots: number) {
-  const samples: Sample[] = [];
+  const samples: number[] = [];
   const cpu0 = process.cpuUsage();
   const t0 = performance.now();
-  const report = await launchSweep({ runs, env, executor: timed(executor, samples), cpuSlots: slots });
+  const report = await launchSweep({ runs, env, executor: timedFirstEvents(executor, samples), cpuSlots: slots });
   const wallMs = performance.now() - t0;
   const cpu = process.cpuUsage(cpu0);
   if (report.succeeded.length !== runs.length) throw new Error(`${label}: ${report.failed.length} failed: ${readStatus(report.failed[0]!.dir).error?.message}`);
-  const first = samples.map((s) => s.firstEventMs).sort((a, b) => a - b);
+  const first = [...samples].sort((a, b) => a - b);
   const row = {
     label,
     jobs: runs.length,

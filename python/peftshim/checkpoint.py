@@ -223,6 +223,10 @@ def clean_temporary(run_dir: Path) -> None:
     """Removes what interrupted writes left (a killed attempt, a full disk): temporary and stepped-aside
     directories of files.write_dir_atomic in checkpoints/ and in the run dir (the adapter's), and the
     run dir's temporary files of write_text_atomic (`<name>.tmp`; the controller's own are dot-files)."""
+    if checkpoints_root(run_dir).exists() and not checkpoints_root(run_dir).is_dir():
+        from peftshim.spec import SpecError  # a damaged run dir is the user's to repair: exit 2, not a crash
+
+        raise SpecError(str(checkpoints_root(run_dir)), "", "is not a directory (a damaged run dir?): move it away and run again")
     for root in (checkpoints_root(run_dir), run_dir):
         if not root.is_dir():
             continue

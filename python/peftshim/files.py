@@ -150,15 +150,22 @@ def _rename_unless_present(tmp: Path, final: Path) -> None:
 
 
 def _replace_dir(tmp: Path, final: Path) -> None:
-    # A directory cannot be renamed over a non-empty one: the old one steps aside first.
+    # A directory cannot be renamed over a non-empty one: the old one steps aside first. What stands
+    # there may also be a file (a damaged run dir): it steps aside the same way.
     old = final.parent / f".old-{final.name}"
-    if final.exists():
-        if old.exists():
-            shutil.rmtree(old)
+    if final.exists() or final.is_symlink():
+        _remove(old)
         os.replace(final, old)
     os.replace(tmp, final)
-    if old.exists():
-        shutil.rmtree(old)
+    _remove(old)
+
+
+def _remove(path: Path) -> None:
+    """Removes a directory tree, or a file or link, if there is one."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    elif path.exists() or path.is_symlink():
+        path.unlink()
 
 
 def fsync_path(path: Path) -> None:

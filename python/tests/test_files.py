@@ -43,3 +43,22 @@ def test_write_text_and_json_atomic_replace_the_file(tmp_path: Path) -> None:
     assert path.read_text() == '{\n  "a": 4,\n  "b": 3\n}\n' and json.loads(path.read_text()) == {"a": 4, "b": 3}
     write_text_atomic(tmp_path / "samples.jsonl", "x\n")
     assert sorted(os.listdir(tmp_path)) == ["metrics.json", "samples.jsonl"]
+
+
+def test_write_dir_atomic_replaces_a_file_standing_where_the_directory_goes(tmp_path: Path) -> None:
+    # a damaged run dir (found by `make soak`): checkpoints/step-000010 is a plain file
+    target = tmp_path / "step-000010"
+    target.write_text("not a checkpoint")
+    (tmp_path / ".old-step-000010").write_text("a leftover file too")
+    write_dir_atomic(target, lambda d: (d / "MANIFEST.json").write_text("{}"))
+    assert target.is_dir() and (target / "MANIFEST.json").read_text() == "{}"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["step-000010"]
+
+
+def test_a_checkpoints_file_is_a_spec_error_naming_it(tmp_path: Path) -> None:
+    from peftshim.checkpoint import clean_temporary
+    from peftshim.spec import SpecError
+
+    (tmp_path / "checkpoints").write_text("")
+    with pytest.raises(SpecError, match=r"checkpoints: .*is not a directory.*move it away"):
+        clean_temporary(tmp_path)

@@ -72,7 +72,9 @@ export function createRetryingFetch(options: RetryOptions = {}): typeof fetch {
       let response: Response | undefined;
       try {
         response = await inner(input, { ...init, signal });
-        if (!RETRYABLE_STATUS(response.status) || attempt >= attempts || !replayable) return response;
+        // The answer is read within the attempt's time too: a body that stalls after its headers
+        // would otherwise hang the caller's read for good (found by `make soak`). Hub answers are small.
+        if (!RETRYABLE_STATUS(response.status) || attempt >= attempts || !replayable) return await buffered(response);
         reason = `HTTP ${response.status}`;
         delayHint = retryAfterMs(response.headers.get("Retry-After"));
       } catch (error) {
@@ -103,4 +105,12 @@ export function createRetryingFetch(options: RetryOptions = {}): typeof fetch {
       });
     }
   };
+}
+
+/** The response with its body read to the end (null-body statuses keep no body). */
+async function buffered(response: Response): Promise<Response> {
+  const body = [101, 204, 205, 304].includes(response.status) ? null : await response.arrayBuffer();
+  const copy = new Response(body, { status: response.status, statusText: response.statusText, headers: response.headers });
+  Object.defineProperties(copy, { url: { value: response.url }, redirected: { value: response.redirected } });
+  return copy;
 }

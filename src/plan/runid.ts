@@ -3,6 +3,7 @@
  * The slug is for people; the 6 hex digits (of the hash of the resolved job, see index.ts) make ids
  * unique and tie each id to exactly one configuration.
  */
+import type { Method } from "../config/schema.ts";
 import type { SweepPoint } from "../config/sweep-points.ts";
 
 export const RUN_HASH_LENGTH = 6;
@@ -75,4 +76,20 @@ export function sweepSlugger(keys: readonly string[]): (values: SweepPoint) => s
 /** `hash` is the job hash already cut to length: the caller lengthens it where two ids would clash. */
 export function runId(experiment: string, slug: string, hash: string): string {
   return slug === "" ? `${experiment}-${hash}` : `${experiment}-${slug}-${hash}`;
+}
+
+/** "lora r8", "adapter len10", "prefix 20vt", "full": a job's method in a few characters (also the results table's row labels). */
+export function methodLabel(method: Method): string {
+  switch (method.kind) {
+    case "lora":
+      return `lora r${method.r}`;
+    case "adapter":
+      return `adapter len${method.adapter_len}`;
+    case "prefix":
+    case "prompt":
+      return `${method.kind} ${method.num_virtual_tokens}vt`;
+    case "ia3":
+    case "full":
+      return method.kind;
+  }
 }

@@ -1,7 +1,7 @@
 /** The job table of `peftctl plan`: one row per planned job with its memory and token estimates. */
 import { exceedsGpuMemory, type Plan, type PlannedJob } from "../plan/index.ts";
 import { GIB } from "../plan/memory.ts";
-import { formatSweepNumber } from "../plan/runid.ts";
+import { formatSweepNumber, methodLabel } from "../plan/runid.ts";
 import { renderTable } from "./format.ts";
 
 /** What the columns mean: under the table, and in `peftctl plan --help`. */
@@ -14,21 +14,6 @@ export const COLUMN_NOTES = [
   "  '<=' an upper bound (no data file to measure), '?' unknown",
 ];
 
-/** "lora r8", "adapter len10", "prefix 20vt", "full": a job's method in a few characters (also the results table's row labels). */
-export function methodLabel(method: PlannedJob["spec"]["method"]): string {
-  switch (method.kind) {
-    case "lora":
-      return `lora r${method.r}`;
-    case "adapter":
-      return `adapter len${method.adapter_len}`;
-    case "prefix":
-    case "prompt":
-      return `${method.kind} ${method.num_virtual_tokens}vt`;
-    case "ia3":
-    case "full":
-      return method.kind;
-  }
-}
 
 /** 1234 -> "1.2k", 5.6e9 -> "5.6B": train token counts at a glance. */
 function compactCount(value: number): string {

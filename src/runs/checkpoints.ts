@@ -28,7 +28,8 @@ const STEP_DIR = /^step-(\d+)$/;
 /** Checkpoint dirs of a run, oldest first. */
 export function listCheckpoints(runDir: string): CheckpointEntry[] {
   const dir = runFile(runDir, "checkpoints");
-  if (!existsSync(dir)) return [];
+  // not a directory (a damaged run dir): no checkpoints here; the shim refuses it with its name
+  if (!existsSync(dir) || !statSync(dir).isDirectory()) return [];
   return readdirSync(dir)
     .map((name) => ({ name, match: STEP_DIR.exec(name) }))
     .filter(({ name, match }) => match && statSync(path.join(dir, name)).isDirectory())

@@ -20,7 +20,36 @@ function scripted(steps: Step[]) {
 
 const fast = { baseDelayMs: 1, maxDelayMs: 5_000, requestTimeoutMs: 200 };
 
+/** Headers at once, then a body that never ends (until the request is aborted). */
+function stalledBody(init?: RequestInit): Response {
+  const body = new ReadableStream<Uint8Array>({
+    start(controller) {
+      controller.enqueue(new TextEncoder().encode("{"));
+      init?.signal?.addEventListener("abort", () => controller.error(init.signal!.reason));
+    },
+  });
+  return new Response(body, { status: 200, headers: { "Content-Type": "application/json" } });
+}
+
 describe("createRetryingFetch", () => {
+  it("bounds reading the body too: a body stalled after its headers is retried, then given up on", async () => {
+    let calls = 0;
+    const transport = (async (_input: string | URL | Request, init?: RequestInit) => {
+      calls += 1;
+      return calls < 3 ? stalledBody(init) : new Response('{"ok": true}', { status: 200 });
+    }) as typeof fetch;
+    const retries: string[] = [];
+    const fetchWithRetry = createRetryingFetch({ ...fast, fetch: transport, onRetry: ({ reason }) => retries.push(reason) });
+    const response = await fetchWithRetry("http://hub/api/whoami-v2");
+    expect(await response.json()).toEqual({ ok: true });
+    expect(retries).toEqual(["no answer within 200 ms", "no answer within 200 ms"]);
+
+    const always = createRetryingFetch({ ...fast, attempts: 2, fetch: (async (_i: string | URL | Request, init?: RequestInit) => stalledBody(init)) as typeof fetch });
+    const started = Date.now();
+    await expect(always("http://hub/api/commit")).rejects.toThrow();
+    expect(Date.now() - started).toBeLessThan(5_000);
+  });
+
   it("retries 5xx and 429 and dropped connections, replaying the body", async () => {
     const { transport, calls } = scripted([new Response("x", { status: 502 }), new TypeError("fetch failed"), new Response("x", { status: 429 }), new Response("done")]);
     const retries: string[] = [];

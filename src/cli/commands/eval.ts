@@ -1,6 +1,6 @@
 import type { Command } from "commander";
 import { FailureError, InterruptedError, UserError } from "../../errors.ts";
-import { evalEventText, evalOutcomeText, evalStartText } from "../../eval/eval-text.ts";
+import { evalEventText, evalOutcomeText, evalStartText } from "../../report/eval-text.ts";
 import { EVAL_SPLITS, planEval, startEval, type EvalOutcome, type EvalSplit } from "../../eval/run-eval.ts";
 import { ShimExit } from "../../runs/events.ts";
 import { cliContext } from "../context.ts";

@@ -1,8 +1,8 @@
 /** The wording of `peftctl eval`: progress lines (the live view's "step x/y ... tok/s ETA", in rows) and outcomes. */
-import { formatDuration, formatRate } from "../report/format.ts";
-import { eventText } from "../report/event-text.ts";
+import { formatDuration, formatRate } from "./format.ts";
+import { eventText } from "./event-text.ts";
 import type { ShimEvent } from "../runs/events.ts";
-import { shownPath, type EvalOutcome, type EvalTarget } from "./run-eval.ts";
+import { shownPath, type EvalOutcome, type EvalTarget } from "../eval/run-eval.ts";
 
 function adapterText(target: EvalTarget): string {
   return target.adapter === null ? "the base model alone" : target.settings.adapter;
