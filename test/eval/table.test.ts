@@ -1,37 +1,21 @@
 /** peftctl table: the results table over planned run dirs with metrics.json and human-eval.json fixtures. */
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSync } from "node:fs";
-import os from "node:os";
+import { mkdirSync, readFileSync, utimesSync, writeFileSync } from "node:fs";
 import path from "node:path";
-import { afterAll, describe, expect, it } from "vitest";
-import { loadExperiment } from "../../src/config/index.ts";
+import { describe, expect, it } from "vitest";
 import { CRITERIA, type Criterion } from "../../src/eval/human-eval/sheet.ts";
 import { METRIC_NAMES, type MetricName, type MetricsReport } from "../../src/runs/eval-metrics.ts";
 import { buildResultsTable, defaultLabel, seedGroupKey, type TableRunInput } from "../../src/eval/table.ts";
-import { planExperiment } from "../../src/plan/index.ts";
 import type { JobSpec } from "../../src/plan/jobspec.ts";
 import { escapeLatex, renderMarkdown } from "../../src/report/results-table.ts";
-import { initialStatus, updateStatus, writeJob, writeStatus } from "../../src/runs/store.ts";
 import { runCli } from "../config/helpers.ts";
+import { succeededRuns, tempDir } from "./helpers.ts";
 
-const temps: string[] = [];
-afterAll(() => {
-  for (const dir of temps.splice(0)) rmSync(dir, { recursive: true, force: true });
-});
-function tempDir(prefix: string): string {
-  const dir = mkdtempSync(path.join(os.tmpdir(), prefix));
-  temps.push(dir);
-  return dir;
-}
 
 const EXPERIMENT = "tbl";
 
 /** Five runs: lora r4 with seeds 1, 2, 3, r8 seed 1, r16 seed 1 (zip sweep), planned as `peftctl run` would. */
 async function plannedRuns(): Promise<{ runsDir: string; jobs: JobSpec[] }> {
-  const configDir = tempDir("peftctl-table-config-");
-  writeFileSync(path.join(configDir, "data.json"), "[]");
-  writeFileSync(
-    path.join(configDir, "tbl.yaml"),
-    `name: ${EXPERIMENT}
+  return succeededRuns(EXPERIMENT, `name: ${EXPERIMENT}
 model: { base: builtin:tiny-llama }
 method: { kind: lora, r: 4 }
 data: { format: extes, path: data.json }
@@ -41,19 +25,7 @@ sweep:
   parameters:
     method.r: [4, 4, 4, 8, 16]
     train.seed: [1, 2, 3, 1, 1]
-`,
-  );
-  const runsDir = tempDir("peftctl-table-runs-");
-  const { experiment } = await loadExperiment(path.join(configDir, "tbl.yaml"), { env: {} });
-  const plan = planExperiment(experiment, { runsDir, pathRoot: configDir });
-  const jobs = plan.jobs.map((j) => j.spec);
-  for (const job of jobs) {
-    mkdirSync(job.run_dir, { recursive: true });
-    writeJob(job.run_dir, job);
-    writeStatus(job.run_dir, initialStatus(job));
-    updateStatus(job.run_dir, () => ({ state: "succeeded" }));
-  }
-  return { runsDir, jobs };
+`);
 }
 
 function report(values: Partial<Record<MetricName, number | null>>): MetricsReport {

@@ -4,38 +4,22 @@
  * headless Chromium it renders without a console error, its charts hold exactly the events' and
  * metrics' numbers, and its table is `peftctl table --format json`'s.
  */
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import os from "node:os";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { loadExperiment } from "../../src/config/index.ts";
-import { planExperiment } from "../../src/plan/index.ts";
+import { beforeAll, describe, expect, it } from "vitest";
 import type { JobSpec } from "../../src/plan/jobspec.ts";
 import { METRIC_NAMES, type MetricName } from "../../src/runs/eval-metrics.ts";
-import { initialStatus, updateStatus, writeJob, writeStatus } from "../../src/runs/store.ts";
 import { runCli } from "../config/helpers.ts";
+import { succeededRuns, tempDir } from "../eval/helpers.ts";
 import { readReportPage, type PageReading } from "./chromium.ts";
 
-const temps: string[] = [];
-afterAll(() => {
-  for (const dir of temps.splice(0)) rmSync(dir, { recursive: true, force: true });
-});
-function tempDir(prefix: string): string {
-  const dir = mkdtempSync(path.join(os.tmpdir(), prefix));
-  temps.push(dir);
-  return dir;
-}
 
 const EXPERIMENT = "rpt";
 const INJECTION = `</script><img src=x onerror="window.__injected=1"><script>window.__injected=2</script>`;
 
 /** Three runs: lora r4 lr 1e-4 seed 1, r8 lr 1e-2 seeds 1 and 2 (one table row of two seeds). */
 async function plannedRuns(): Promise<{ runsDir: string; jobs: JobSpec[] }> {
-  const configDir = tempDir("peftctl-report-config-");
-  writeFileSync(path.join(configDir, "data.json"), "[]");
-  writeFileSync(
-    path.join(configDir, "rpt.yaml"),
-    `name: ${EXPERIMENT}
+  return succeededRuns(EXPERIMENT, `name: ${EXPERIMENT}
 model: { base: builtin:tiny-llama }
 method: { kind: lora, r: 4 }
 data: { format: extes, path: data.json }
@@ -46,18 +30,7 @@ sweep:
     method.r: [4, 8, 8]
     train.lr: [1.0e-4, 1.0e-2, 1.0e-2]
     train.seed: [1, 1, 2]
-`,
-  );
-  const runsDir = tempDir("peftctl-report-runs-");
-  const { experiment } = await loadExperiment(path.join(configDir, "rpt.yaml"), { env: {} });
-  const jobs = planExperiment(experiment, { runsDir, pathRoot: configDir }).jobs.map((j) => j.spec);
-  for (const job of jobs) {
-    mkdirSync(job.run_dir, { recursive: true });
-    writeJob(job.run_dir, job);
-    writeStatus(job.run_dir, initialStatus(job));
-    updateStatus(job.run_dir, () => ({ state: "succeeded" }));
-  }
-  return { runsDir, jobs };
+`);
 }
 
 /** Numbers with every digit a double holds, so that a rounding anywhere shows. */
