@@ -20,7 +20,7 @@ node_modules/.installed: package.json package-lock.json
 	touch $@
 
 # requirements-eval.txt: the metrics of `peftctl score` (nltk, pycocoevalcap's METEOR 1.5 jar, which needs java)
-$(VENV)/.installed: python/requirements.txt python/requirements-dev.txt python/requirements-eval.txt
+$(VENV)/.installed: python/requirements.txt python/requirements-dev.txt python/requirements-eval.txt python/requirements-trackers.txt
 	command -v java >/dev/null || { apt-get update && apt-get install -y --no-install-recommends default-jre-headless; }
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip

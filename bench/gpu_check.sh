@@ -43,6 +43,8 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$out
 
 step pytest-cuda 160 env PEFTSHIM_TEST_GPUS=1 "$python" -m pytest -q -p no:cacheprovider \
   python/tests/test_packing.py python/tests/test_loss.py python/tests/test_compile.py python/tests/test_train.py
+# QLoRA: CUDA memory of a 4-bit model vs bf16 and the plan's weight term, then QLoRA steps (figures in the log)
+step pytest-qlora 90 "$python" -m pytest -q -s -p no:cacheprovider python/tests/test_quantization.py -k gpu
 step throughput-sdpa 170 "$python" bench/throughput.py --attn sdpa
 step generate 100 "$python" bench/generate.py --device cuda
 step throughput-sdpa-compiled 150 "$python" bench/throughput.py --only shim --attn sdpa --compile --warmup 4

@@ -1,4 +1,8 @@
-import { pino, type Logger, type Level } from "pino";
+import { createRequire } from "node:module";
+import type { Logger, Level } from "pino";
+
+/** pino (CommonJS) is required when the first logger is made: a command that logs nothing never loads it. */
+const loadPino = () => (createRequire(import.meta.url)("pino") as typeof import("pino")).pino;
 
 export type LogOptions = { level?: Level | "silent"; json?: boolean };
 
@@ -8,6 +12,7 @@ export type LogOptions = { level?: Level | "silent"; json?: boolean };
  * "level: message" lines (pino-pretty would be another dependency for four lines of formatting).
  */
 export function createLogger(options: LogOptions = {}): Logger {
+  const pino = loadPino();
   const level = options.level ?? "info";
   if (options.json) {
     return pino({ level, base: undefined, timestamp: pino.stdTimeFunctions.isoTime }, pino.destination(2));
@@ -26,12 +31,19 @@ export function createLogger(options: LogOptions = {}): Logger {
   );
 }
 
-let current: Logger = createLogger();
+let current: Logger | undefined;
+let options: LogOptions = {};
 
 export function setLogger(logger: Logger): void {
   current = logger;
 }
 
+/** The options of the logger log() makes on its first call (the global options of the CLI). */
+export function configureLogger(next: LogOptions): void {
+  options = next;
+  current = undefined;
+}
+
 export function log(): Logger {
-  return current;
+  return (current ??= createLogger(options));
 }

@@ -1,9 +1,12 @@
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 
 /** The project root (where python/ and .venv/ live). */
 export const projectRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
+
+/** package.json's version: `peftctl --version`, and the shim's check that it is the same major.minor (python/peftshim/version.py). */
+export const peftctlVersion = (JSON.parse(readFileSync(path.join(projectRoot, "package.json"), "utf8")) as { version: string }).version;
 
 /**
  * The Python that runs the shim: $PEFTCTL_PYTHON, else the project's .venv (made by `make`),
@@ -22,5 +25,6 @@ export function shimEnv(env: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv
     ...env,
     PYTHONPATH: env.PYTHONPATH ? `${pythonDir}${path.delimiter}${env.PYTHONPATH}` : pythonDir,
     PYTHONUNBUFFERED: "1",
+    PEFTCTL_VERSION: peftctlVersion,
   };
 }

@@ -151,7 +151,7 @@ describe("job spec contract: TypeScript planner vs the shim's parser", () => {
     const { plan } = await planConfig(path.join(projectRoot, "configs/smoke.yaml"), { runsDir: path.join(work, "runs") });
     const base: JobSpec = {
       ...plan.jobs[0]!.spec,
-      hub: { repo: "org/name", private: true, layout: "repo-per-run", auto_push: true, license: "apache-2.0", datasets: [] },
+      hub: { repo: "org/name", private: true, layout: "repo-per-run", auto_push: true, license: "apache-2.0", language: ["en"], datasets: [] },
     };
     const schema = JSON.parse(readFileSync(path.join(projectRoot, JOB_JSON_SCHEMA_PATH), "utf8")) as Schema;
     const broken = mutations(schema, base);

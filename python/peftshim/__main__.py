@@ -1,10 +1,13 @@
 """`python -m peftshim train --job <run_dir>/job.json [--resume] [--force] [--attempt N] [--micro-batch-size M]`
 and `python -m peftshim validate --job A.json [--job B.json ...]`
-and `python -m peftshim data-summary --format F --path FILE [--strategy S]` (the plan's token estimate)
+and `python -m peftshim data-summary --format F --path P [--strategy S] [--columns J] [--source J] [--head N]`
+(the plan's token estimate; with --head, `peftctl validate`'s check of the first records)
 and `python -m peftshim generate --job <run_dir>/job.json --out DIR [--split test|valid] [--limit N]
 [--adapter PATH | --base]` (`peftctl eval`: responses to a split, generate.py; exit 75 when stopped)
 and `python -m peftshim chat --job <run_dir>/job.json [--adapter PATH | --base] [--scene TEXT]` (`peftctl chat`:
-JSON lines in on stdin, out on stdout, chat.py).
+JSON lines in on stdin, out on stdout, chat.py)
+and `python -m peftshim export --job <run_dir>/job.json --out DIR [--adapter PATH] [--merge] [--dtype D]`
+(`peftctl export`: a clean adapter directory, or the adapter merged into the base; export.py).
 
 Exit codes (contract.py): 0 done; 2 bad job spec, arguments, data or fingerprint (not retryable), or
 GPUs this torch cannot use (error kind environment); 3 out of memory; 4 no space left while saving
@@ -27,6 +30,7 @@ from typing import Callable
 from peftshim.contract import EXIT_BAD_INPUT, EXIT_DONE, EXIT_FAILED, EXIT_NO_SPACE, EXIT_OOM, FORMATS, STRATEGY_MODES
 from peftshim.events import EventWriter
 from peftshim.spec import JobSpec, SpecError, load_spec
+from peftshim.version import controller_version_problem
 
 
 class StopSignals:
@@ -63,8 +67,11 @@ def _parser() -> argparse.ArgumentParser:
     validate.add_argument("--job", required=True, type=Path, action="append", help="a job.json (repeatable)")
     summary = commands.add_parser("data-summary", help="examples and their mean length in a data file, as JSON (for the plan)")
     summary.add_argument("--format", required=True, choices=FORMATS)
-    summary.add_argument("--path", required=True, type=Path)
+    summary.add_argument("--path", required=True, help="a data file, a save_to_disk directory or hf://datasets/<org>/<name>")
     summary.add_argument("--strategy", choices=STRATEGY_MODES, default=STRATEGY_MODES[0])
+    summary.add_argument("--columns", type=json.loads, default=None, help="data.columns as JSON")
+    summary.add_argument("--source", type=json.loads, default=None, help="data.source as JSON")
+    summary.add_argument("--head", type=int, default=None, help="only the first N records (`peftctl validate`'s check)")
     generate = commands.add_parser("generate", help="responses to every example of a split, with the run's adapter")
     generate.add_argument("--job", required=True, type=Path, help="the run's job.json")
     generate.add_argument("--out", required=True, type=Path, help="output directory (settings, generations, events)")
@@ -79,6 +86,13 @@ def _parser() -> argparse.ArgumentParser:
     chatting = chat.add_mutually_exclusive_group()
     chatting.add_argument("--adapter", type=Path, default=None, help="adapter directory (default: <run_dir>/adapter)")
     chatting.add_argument("--base", action="store_true", help="the base model alone")
+    exporting = commands.add_parser("export", help="the run's adapter as a clean directory, or merged into the base (export.py)")
+    exporting.add_argument("--job", required=True, type=Path, help="the run's job.json")
+    exporting.add_argument("--out", required=True, type=Path, help="the directory to write (replaced whole)")
+    exporting.add_argument("--adapter", type=Path, default=None, help="adapter directory (default: <run_dir>/adapter)")
+    exporting.add_argument("--merge", action="store_true", help="merge the adapter into the base: a plain transformers model")
+    exporting.add_argument("--dtype", default=None, help="float32, bfloat16 or float16 (default: the base's)")
+    exporting.add_argument("--max-shard-size", default="5GB", help="largest safetensors shard of a merged model")
     return parser
 
 
@@ -96,17 +110,22 @@ def validate(jobs: list[Path]) -> int:
     return EXIT_BAD_INPUT if bad else EXIT_DONE
 
 
-def data_summary(fmt: str, path: Path, strategy: str) -> int:
-    """What the planner's token estimate needs, read by the same readers and counted as training counts it."""
+def data_summary(args: argparse.Namespace) -> int:
+    """What the planner's token estimate needs, read by the same readers and counted as training counts
+    it; with --head, the check of the first records that `peftctl validate` makes."""
+    from peftshim.datasource import Source
     from peftshim.dialogues import DataError, read_dialogues
     from peftshim.examples import example_chars
 
     try:
-        dialogues, stats = read_dialogues(fmt, path)
-    except DataError as err:
+        if args.head is not None and args.head < 1:
+            raise DataError("--head must be a positive integer")
+        source = Source(**args.source) if isinstance(args.source, dict) else None
+        dialogues, stats = read_dialogues(args.format, args.path, columns=args.columns, source=source, head=args.head)
+    except (DataError, TypeError) as err:  # TypeError: a --source with other keys than data.source's
         print(f"peftshim: error: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    lengths = list(example_chars(dialogues, strategy))
+    lengths = list(example_chars(dialogues, args.strategy))
     print(json.dumps({"dialogues": stats.dialogues, "examples": len(lengths),
                       "mean_chars": sum(lengths) / len(lengths) if lengths else 0.0}))
     return EXIT_DONE
@@ -148,14 +167,22 @@ def _micro_batch_problem(spec: JobSpec, micro_batch_size: int | None) -> str | N
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    mismatch = controller_version_problem()
+    if mismatch is not None:
+        if args.command == "train":
+            return _fail(_writer_for_bad_spec(args.job), "environment", mismatch, EXIT_BAD_INPUT)
+        print(f"peftshim: error: {mismatch}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     if args.command == "validate":
         return validate(args.job)
     if args.command == "data-summary":
-        return data_summary(args.format, args.path, args.strategy)
+        return data_summary(args)
     if args.command == "generate":
         return _generate(args)
     if args.command == "chat":
         return _chat(args)
+    if args.command == "export":
+        return _export(args)
     if args.attempt < 1:
         print("peftshim: error: --attempt must be a positive integer", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -201,6 +228,19 @@ def _generate(args: argparse.Namespace) -> int:
     return _guarded(events, lambda: generate(job, stop=stop, events=events))
 
 
+def _export(args: argparse.Namespace) -> int:
+    """`export`: failures as the event protocol's error line on stdout (no events file)."""
+    from peftshim.export import Export, export
+
+    try:
+        spec = load_spec(args.job)
+    except SpecError as err:
+        return _fail(EventWriter(_writer_for_bad_spec(args.job).run_id, None), "spec", str(err), EXIT_BAD_INPUT)
+    job = Export(spec=spec, adapter=args.adapter or spec.run_dir / "adapter", out_dir=args.out, merge=args.merge,
+                 dtype=args.dtype, max_shard_size=args.max_shard_size)
+    return _guarded(EventWriter(spec.run_id, None), lambda: export(job))
+
+
 def _chat(args: argparse.Namespace) -> int:
     """`chat`: failures as the event protocol's error line on stdout (no events file); Ctrl-C is a quiet exit 130."""
     try:
@@ -224,9 +264,24 @@ def _train(spec: JobSpec, args: argparse.Namespace, events: EventWriter, stop: S
     from peftshim.train import train
 
     # Under torchrun only rank 0 reports progress; every rank still reports its own failure below.
-    progress = events if rank_from_env() == 0 else EventWriter(spec.run_id, None, quiet=True)
-    return _guarded(events, lambda: train(spec, events=progress, attempt=args.attempt, resume=args.resume,
-                                          force=args.force, stop=stop, micro_batch_size=args.micro_batch_size))
+    main_rank = rank_from_env() == 0
+    progress = events if main_rank else EventWriter(spec.run_id, None, quiet=True)
+    # The experiment trackers listen on rank 0's events, its error events included (trackers.py).
+    trackers = _trackers(spec, events) if main_rank else None
+    try:
+        return _guarded(events, lambda: train(spec, events=progress, attempt=args.attempt, resume=args.resume,
+                                              force=args.force, stop=stop, micro_batch_size=args.micro_batch_size))
+    finally:
+        if trackers is not None:
+            trackers.close()
+
+
+def _trackers(spec: JobSpec, events: EventWriter):  # -> trackers.Trackers | None
+    if spec.logging is None:
+        return None  # no tracker's import on the way of a job without them
+    from peftshim.trackers import Trackers
+
+    return Trackers(spec, events)
 
 
 def _guarded(events: EventWriter, work: Callable[[], int]) -> int:
@@ -236,6 +291,7 @@ def _guarded(events: EventWriter, work: Callable[[], int]) -> int:
     from peftshim.checkpoint import FingerprintError
     from peftshim.dialogues import DataError
     from peftshim.files import NoSpaceError, is_no_space
+    from peftshim.quantization import QuantizationUnavailable
     from peftshim.train import DeviceUnavailable
 
     try:
@@ -249,7 +305,7 @@ def _guarded(events: EventWriter, work: Callable[[], int]) -> int:
     except torch.OutOfMemoryError as err:
         first_line = str(err).strip().splitlines()[0] if str(err).strip() else "CUDA out of memory"
         return _fail(events, "oom", f"out of memory: {first_line}", EXIT_OOM, retryable=True)
-    except DeviceUnavailable as err:  # retryable: the job is fine, the host needs fixing
+    except (DeviceUnavailable, QuantizationUnavailable) as err:  # retryable: the job is fine, the host needs fixing
         return _fail(events, "environment", str(err), EXIT_BAD_INPUT, retryable=True)
     except Exception as err:  # noqa: BLE001 - the one place that turns any failure into exit 1
         if is_no_space(err):  # a write outside files.py (a library's cache) ran out of space, too

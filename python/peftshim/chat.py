@@ -90,7 +90,8 @@ def parse_message(line: str, number: int) -> Message:
 
 def chat_prompt(conversation: Conversation, tokenizer: Any, spec: JobSpec) -> list[int]:
     """Training's prompt for the supporter's next turn after the conversation (oldest turns dropped first)."""
-    return prompt_ids(conversation.as_dialogue(), tokenizer, max_length=prompt_budget(spec), strategy=spec.data.strategy)
+    return prompt_ids(conversation.as_dialogue(), tokenizer, max_length=prompt_budget(spec), strategy=spec.data.strategy,
+                      system_prompt=spec.data.system_prompt or "")
 
 
 def settled_text(decoded: str, strategy_mode: str) -> str:

@@ -25,7 +25,7 @@ EXIT_INTERRUPTED = 75  # stopped by a signal after saving a checkpoint: resumabl
 IGNORE_INDEX = -100
 
 # data.format and data.strategy.
-FORMATS = ("extes", "esconv", "chat", "alpaca")
+FORMATS = ("extes", "esconv", "chat", "alpaca", "sharegpt")
 STRATEGY_MODES = ("inline", "none")
 
 if __name__ == "__main__":

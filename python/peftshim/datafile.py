@@ -83,8 +83,8 @@ def _check_fits_in_memory(path: Path) -> None:
                         f"{available / gib:.1f} GiB available; split it, or read it on a larger host")
 
 
-def parse_json_list(path: Path, text: str) -> list[Record]:
-    """The elements of the top-level JSON list, decoded one by one."""
+def parse_json_list(path: Path, text: str, *, limit: int | None = None) -> list[Record]:
+    """The elements of the top-level JSON list, decoded one by one (only the first `limit` with one)."""
     pos = _skip_whitespace(text, 0)
     if not text.startswith("[", pos):
         value, _ = _decode_at(path, text, pos, f"{path}:{_line_at(text, pos)}", "JSON")
@@ -100,6 +100,8 @@ def parse_json_list(path: Path, text: str) -> list[Record]:
         where = f"{path}:{line}: record {len(records) + 1}"
         value, pos = _decode_at(path, text, pos, where, "JSON")
         records.append(Record(value, where))
+        if limit is not None and len(records) >= limit:
+            return records
         pos = _skip_whitespace(text, pos)
         if text.startswith(",", pos):
             pos = _skip_whitespace(text, pos + 1)
@@ -111,9 +113,11 @@ def parse_json_list(path: Path, text: str) -> list[Record]:
                             f"expected ',' or ']' after record {len(records)}, found {expected}")
 
 
-def parse_jsonl(path: Path, text: str) -> list[Record]:
+def parse_jsonl(path: Path, text: str, *, limit: int | None = None) -> list[Record]:
     records: list[Record] = []
     for lineno, line in enumerate(_lines(text), start=1):
+        if limit is not None and len(records) >= limit:
+            break
         if not line.strip():
             continue
         where = f"{path}:{lineno}"

@@ -1,7 +1,9 @@
-"""Training data files -> Dialogues: the formats, their repairs, the split, and the data fingerprint.
+"""Training data -> Dialogues: the formats, their repairs, the split, and the data fingerprint.
 
-Formats (data.format): extes, esconv (JSON lists of dialogues), chat (JSONL with {"messages": [...]}) and
-alpaca (JSON list of {instruction, input, output}). Irregular records are repaired or skipped, each counted
+Formats (data.format): extes, esconv (lists of dialogues), chat ({"messages": [{role, content}]}), alpaca
+({instruction, input, output}) and sharegpt ({"conversations": [{from, value}]}); datasource.py reads the
+records (a JSON or JSON Lines file, parquet, csv, a save_to_disk directory, hf://), and data.columns names
+the columns that hold a format's fields. Irregular records are repaired or skipped, each counted
 under a short reason in DataStats; names of an older release mapped to the current ones are counted in
 DataStats.mapped. An unreadable or malformed file (datafile.py), a record whose text is not text, or a
 file with no usable dialogue is a DataError naming the file and, where it can, the record (the shim
@@ -19,12 +21,12 @@ import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Sequence
+from typing import Any, Callable, Literal, Sequence
 
 from peftshim.contract import FORMATS
 # DataError is imported from here by the other modules: every unusable data file is one (exit 2).
-from peftshim.datafile import DataError, Record, check_text, parse_json_list, parse_jsonl, read_text
-from peftshim.files import sha256_file
+from peftshim.datafile import DataError, Record, check_text
+from peftshim.datasource import Source, read_records, source_digest
 
 OTHERS = "Others"
 
@@ -119,22 +121,46 @@ class DataStats:
 # Reading
 
 
-def read_dialogues(fmt: str, path: Path, *, max_length: int | None = None) -> tuple[list[Dialogue], DataStats]:
-    """Parse `path` as `fmt`. Raises DataError for an unreadable or malformed file, a record whose text
-    holds a lone surrogate, or a file with no usable dialogue. With `max_length` (data.max_length), texts
-    are cut to max_text_chars(max_length) (counted as repaired `text_cut`)."""
-    path = Path(path)
+# The top-level fields of each format's records: what data.columns may map a column onto.
+FORMAT_FIELDS = {
+    "extes": ("scene", "description", "content"),
+    "esconv": ("problem_type", "situation", "dialog"),
+    "chat": ("messages",),
+    "alpaca": ("instruction", "input", "output"),
+    "sharegpt": ("conversations", "system"),
+}
+
+
+def read_data(data: Any, *, max_length: int | None = None, head: int | None = None) -> tuple[list[Dialogue], DataStats]:
+    """read_dialogues for a job's data section (spec.DataSpec, or eval.data's EvalDataSpec, which has
+    only a format and a path)."""
+    return read_dialogues(data.format, data.path, max_length=max_length, head=head, columns=getattr(data, "columns", None),
+                          source=source_of(data))
+
+
+def source_of(data: Any) -> Source | None:
+    """data.source of a job's data section as datasource.Source (None when not set)."""
+    source = getattr(data, "source", None)
+    return None if source is None else Source(source.config, source.split, source.revision)
+
+
+def read_dialogues(fmt: str, path: str | Path, *, max_length: int | None = None, columns: dict[str, str] | None = None,
+                   source: Source | None = None, head: int | None = None) -> tuple[list[Dialogue], DataStats]:
+    """Parse the records of `path` (datasource.read_records) as `fmt`, each record's fields first taken
+    from the columns `columns` names ({field: column}). Raises DataError for an unreadable or malformed
+    file, a record whose text holds a lone surrogate, or a file with no usable dialogue. With
+    `max_length` (data.max_length), texts are cut to max_text_chars(max_length) (counted as repaired
+    `text_cut`). With `head`, only the first `head` records are read (`validate`'s check)."""
     if fmt not in FORMATS:
         raise DataError(f"{path}: unknown data format {fmt!r}; expected one of {', '.join(FORMATS)}")
-    text = read_text(path)
+    rename = _column_renaming(fmt, columns)
+    records = read_records(fmt, path, source, head=head)
     stats = DataStats()
-    records = parse_jsonl(path, text) if fmt == "chat" else parse_json_list(path, text)
-    del text  # the records hold what is needed; a large file's text need not stay alongside them
     parse_record = _RECORD_PARSERS[fmt]
     limit = None if max_length is None else max_text_chars(max_length)
     dialogues: list[Dialogue] = []
     for record in records:
-        dialogue = parse_record(record.value, stats)
+        dialogue = parse_record(rename(record.value), stats)
         if dialogue is None:
             continue
         _check_dialogue_text(dialogue, record)
@@ -144,11 +170,38 @@ def read_dialogues(fmt: str, path: Path, *, max_length: int | None = None) -> tu
     stats.dialogues = len(dialogues)
     if not dialogues:
         reasons = ", ".join(f"{reason}: {n}" for reason, n in stats.skipped.most_common()) or "none"
+        first = records[0].value if records else None
+        seen = f"; the first record's fields: {', '.join(map(str, first))}" if isinstance(first, dict) else ""
         raise DataError(
             f"{path}: no usable dialogue in {len(records)} record(s) read as format {fmt!r} "
-            f"(skipped: {reasons}); check that data.format matches the file"
+            f"(skipped: {reasons}{seen}); check that data.format matches the file, and data.columns "
+            f"(format {fmt!r} reads the fields {', '.join(FORMAT_FIELDS[fmt])})"
         )
     return dialogues, stats
+
+
+def _column_renaming(fmt: str, columns: dict[str, str] | None) -> Callable[[Any], Any]:
+    """The function giving each record the format's fields from the columns named ({field: column});
+    the identity without a mapping. A field the format does not read is a DataError."""
+    if not columns:
+        return lambda value: value
+    unknown = sorted(set(columns) - set(FORMAT_FIELDS[fmt]))
+    if unknown:
+        raise DataError(f"data.columns: {', '.join(map(repr, unknown))} {'is not a field' if len(unknown) == 1 else 'are not fields'} "
+                        f"of format {fmt!r}, which reads {', '.join(FORMAT_FIELDS[fmt])} (map each to the column holding it)")
+    moved = set(columns.values())
+
+    def rename(value: Any) -> Any:
+        if not isinstance(value, dict):
+            return value
+        # A mapped field comes from its column alone, never from a column that happens to bear its name.
+        renamed = {key: item for key, item in value.items() if key not in moved and key not in columns}
+        for field_name, column in columns.items():
+            if column in value:
+                renamed[field_name] = value[column]
+        return renamed
+
+    return rename
 
 
 def _check_dialogue_text(dialogue: Dialogue, record: Record) -> None:
@@ -392,7 +445,40 @@ def _parse_alpaca(record: Any, stats: DataStats) -> Dialogue | None:
     return Dialogue("", "", [Turn("user", prompt), Turn("assistant", output.strip())])
 
 
-_RECORD_PARSERS = {"extes": _parse_extes, "esconv": _parse_esconv, "chat": _parse_chat, "alpaca": _parse_alpaca}
+# ShareGPT's speakers (FastChat's data: "human"/"gpt"; other dumps name the model "chatgpt", "bard", "bing",
+# or use chat's roles); "system" turns become the description, as chat's system messages do.
+_SHAREGPT_ROLES = {"human": "user", "user": "user", "gpt": "assistant", "chatgpt": "assistant", "bard": "assistant",
+                   "bing": "assistant", "model": "assistant", "assistant": "assistant", "system": "system"}
+
+
+def _parse_sharegpt(record: Any, stats: DataStats) -> Dialogue | None:
+    conversations = record.get("conversations") if isinstance(record, dict) else None
+    if not isinstance(conversations, list):
+        stats.skipped["no_conversations"] += 1
+        return None
+    system = [record["system"].strip()] if isinstance(record.get("system"), str) and record["system"].strip() else []
+    turns: list[Turn] = []
+    for message in conversations:
+        if not isinstance(message, dict):
+            stats.skipped["turn_not_object"] += 1
+            continue
+        speaker = message.get("from", message.get("role"))
+        role = _SHAREGPT_ROLES.get(speaker.strip().lower()) if isinstance(speaker, str) else None
+        if role is None:
+            stats.skipped["unknown_role"] += 1
+            continue
+        text = _turn_text(message.get("value", message.get("content")), role, stats)
+        if text is None:
+            continue
+        if role == "system":
+            system.append(text)
+        else:
+            turns.append(Turn(role, text))  # type: ignore[arg-type]
+    return Dialogue("", "\n".join(system), turns)
+
+
+_RECORD_PARSERS = {"extes": _parse_extes, "esconv": _parse_esconv, "chat": _parse_chat, "alpaca": _parse_alpaca,
+                   "sharegpt": _parse_sharegpt}
 
 
 def _finish_dialogue(dialogue: Dialogue, stats: DataStats) -> Dialogue | None:
@@ -459,13 +545,10 @@ def _split_sizes(n: int, fractions: dict[str, float]) -> dict[str, int]:
 # Fingerprint
 
 
-def data_fingerprint(path: Path, params: dict[str, Any], *, template_version: int) -> str:
-    """sha256 over the file's sha256, the preprocessing parameters and the template version
+def data_fingerprint(path: str | Path, params: dict[str, Any], *, template_version: int, source: Source | None = None) -> str:
+    """sha256 over what identifies the data (datasource.source_digest: a file's sha256, a save_to_disk
+    directory's files, a Hub data set's), the preprocessing parameters and the template version
     (examples.TEMPLATE_VERSION), as canonical JSON."""
-    try:
-        file_sha256 = sha256_file(Path(path))
-    except OSError as e:
-        raise DataError(f"{path}: cannot read the data file: {e.strerror}") from None
-    payload = {"file_sha256": file_sha256, "params": params, "template_version": template_version}
+    payload = {**source_digest(path, source), "params": params, "template_version": template_version}
     canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()

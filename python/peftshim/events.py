@@ -12,7 +12,7 @@ import os
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, Callable, TextIO
 
 from peftshim.files import no_space_named
 
@@ -29,6 +29,7 @@ EVENT_FIELDS: dict[str, tuple[str, ...]] = {
     "interrupted": ("step", "checkpoint", "signal"),
     "done": ("step", "metrics", "adapter_path"),
     "error": ("kind", "message", "retryable"),
+    "warning": ("source", "message"),
 }
 
 ERROR_KINDS = ("spec", "data", "fingerprint", "environment", "oom", "disk_full", "internal")
@@ -46,7 +47,11 @@ def _now() -> str:
 
 
 class EventWriter:
-    """Writes events to stdout and appends them to events.jsonl (flushed and fsynced per line)."""
+    """Writes events to stdout and appends them to events.jsonl (flushed and fsynced per line).
+
+    `listeners` are called with each event once it is written: the experiment trackers
+    (trackers.py) log exactly what the events say, from the same points of the recipe.
+    """
 
     def __init__(self, run_id: str, events_path: Path | None, stream: TextIO | None = None, *,
                  quiet: bool = False) -> None:
@@ -55,6 +60,7 @@ class EventWriter:
         self.events_path = events_path
         self.stream = stream if stream is not None else sys.stdout
         self.quiet = quiet
+        self.listeners: list[Callable[[dict[str, Any]], None]] = []
 
     def emit(self, type_: str, **fields: Any) -> dict[str, Any]:
         expected = EVENT_FIELDS[type_]
@@ -73,6 +79,8 @@ class EventWriter:
                 f.write(line)
                 f.flush()
                 os.fsync(f.fileno())
+        for listener in self.listeners:
+            listener(event)
         return event
 
     # One method per event type, so that call sites name every field.
@@ -112,6 +120,9 @@ class EventWriter:
             raise ValueError(f"unknown error kind {kind}")
         return self.emit("error", kind=kind, message=message, retryable=retryable)
 
+    def warning(self, *, source: str, message: str) -> dict[str, Any]:
+        return self.emit("warning", source=source, message=message)
+
 
 def emit_samples(writer: EventWriter) -> None:
     """One event of each type through the real emitters (for the contract test)."""
@@ -128,6 +139,7 @@ def emit_samples(writer: EventWriter) -> None:
     writer.done(step=100, metrics={"train_loss": 1.5, "eval_loss": float("nan")}, adapter_path="/runs/x/adapter")
     for kind in ERROR_KINDS:
         writer.error(kind=kind, message=f"a {kind} error", retryable=kind == "oom")
+    writer.warning(source="mlflow", message="mlflow switched off (starting): ConnectionError: ...")
 
 
 if __name__ == "__main__":

@@ -37,6 +37,27 @@ def _situation(dialogue: Dialogue) -> str:
     return scene or description
 
 
+def _system_text(system_prompt: str, dialogue: Dialogue) -> str:
+    """A chat template's system message: data.system_prompt, then the dialogue's situation."""
+    return "\n\n".join(part for part in (system_prompt.strip(), _situation(dialogue)) if part)
+
+
+def use_chat_template(tokenizer: Any, template: str | None) -> None:
+    """data.chat_template: the tokenizer renders with this Jinja template from now on (it is saved with
+    the adapter's tokenizer, so eval and chat render alike). A template Jinja cannot compile is a DataError."""
+    if template is None:
+        return
+    from jinja2 import TemplateError
+    from transformers.utils.chat_template_utils import _compile_jinja_template  # the environment apply_chat_template uses
+
+    try:
+        _compile_jinja_template(template)
+    except TemplateError as e:
+        line = f" (line {e.lineno})" if getattr(e, "lineno", None) else ""
+        raise DataError(f"data.chat_template: not a Jinja template{line}: {e.message}") from None
+    tokenizer.chat_template = template
+
+
 def _assistant_text(turn: Turn, strategy: str) -> str:
     if strategy == "inline" and turn.strategy:
         return f"[{turn.strategy}] {turn.text}"
@@ -44,6 +65,7 @@ def _assistant_text(turn: Turn, strategy: str) -> str:
 
 
 # The plain template, for tokenizers without a chat template (base LLaMA, the builtin tiny model).
+_PLAIN_SYSTEM = "System: {text}\n"  # data.system_prompt, before the situation
 _PLAIN_HEADER = "Situation: {situation}\n"
 _PLAIN_USER = "User: {text}\n"
 _PLAIN_ASSISTANT = "Assistant: "
@@ -104,9 +126,11 @@ class _Segments:
 
 
 def build_examples(
-    dialogues: Sequence[Dialogue], tokenizer: Any, *, max_length: int, strategy: str
+    dialogues: Sequence[Dialogue], tokenizer: Any, *, max_length: int, strategy: str, system_prompt: str = ""
 ) -> tuple[list[Example], int]:
-    """One example per assistant turn that follows at least one user turn.
+    """One example per assistant turn that follows at least one user turn. `system_prompt`
+    (data.system_prompt) opens each dialogue's header: a System line in the plain template, the system
+    message (before the situation) in a chat template.
 
     Returns (examples, truncated): `truncated` counts examples whose target itself had to be cut (the
     oldest context turns are dropped first, silently; that is the normal fate of long dialogues).
@@ -115,7 +139,7 @@ def build_examples(
         raise ValueError(f"strategy must be one of {STRATEGY_MODES}, got {strategy!r}")
     if max_length < 2:
         raise ValueError(f"max_length must be at least 2, got {max_length}")
-    encoded = _encode_dialogues(dialogues, tokenizer, strategy)
+    encoded = _encode_dialogues(dialogues, tokenizer, strategy, system_prompt)
     examples: list[Example] = []
     truncated = 0
     for dialogue in encoded:
@@ -131,11 +155,11 @@ def generation_budget(max_length: int, max_new_tokens: int) -> int:
     return max(1, max_length - max_new_tokens)
 
 
-def prompt_ids(dialogue: Dialogue, tokenizer: Any, *, max_length: int, strategy: str) -> list[int]:
+def prompt_ids(dialogue: Dialogue, tokenizer: Any, *, max_length: int, strategy: str, system_prompt: str = "") -> list[int]:
     """Token ids that ask for the next assistant turn after `dialogue` (for generation at eval time),
     built from the same segments as the training prompts."""
     probe = Dialogue(dialogue.scene, dialogue.description, [*dialogue.turns, Turn("assistant", "", None)])
-    (enc,) = _encode_dialogues([probe], tokenizer, strategy)
+    (enc,) = _encode_dialogues([probe], tokenizer, strategy, system_prompt)
     lead, header, turns = enc
     history = [t[1] for t in turns[:-1]]
     opening = turns[-1][2]
@@ -186,13 +210,13 @@ def _dialogue_examples(dialogue: _Encoded, max_length: int) -> Iterator[tuple[Ex
         yield Example(prompt + kept_target, [IGNORE_INDEX] * len(prompt) + list(kept_target)), cut
 
 
-def _encode_dialogues(dialogues: Sequence[Dialogue], tokenizer: Any, strategy: str) -> list[_Encoded]:
+def _encode_dialogues(dialogues: Sequence[Dialogue], tokenizer: Any, strategy: str, system_prompt: str = "") -> list[_Encoded]:
     if getattr(tokenizer, "chat_template", None):
-        segments = [_chat_segments(d, tokenizer, strategy) for d in dialogues]
+        segments = [_chat_segments(d, tokenizer, strategy, system_prompt) for d in dialogues]
         lead: list[int] = []  # the chat template writes its own bos, if it wants one
         history_end: list[int] = []
     else:
-        segments = [_plain_segments(d, strategy) for d in dialogues]
+        segments = [_plain_segments(d, strategy, system_prompt) for d in dialogues]
         lead = [tokenizer.bos_token_id] if tokenizer.bos_token_id is not None else []
         history_end = _tokenize(tokenizer, [_NEWLINE])[0]
     eos = tokenizer.eos_token_id
@@ -228,7 +252,7 @@ def _tokenize(tokenizer: Any, texts: list[str]) -> list[list[int]]:
     return [ids[text] for text in texts]
 
 
-def _plain_segments(dialogue: Dialogue, strategy: str) -> _Segments:
+def _plain_segments(dialogue: Dialogue, strategy: str, system_prompt: str = "") -> _Segments:
     situation = _situation(dialogue)
     turns: list[tuple[str, str, str]] = []
     for turn in dialogue.turns:
@@ -237,10 +261,12 @@ def _plain_segments(dialogue: Dialogue, strategy: str) -> _Segments:
         else:
             turns.append(("assistant", _PLAIN_ASSISTANT, _assistant_text(turn, strategy)))
     header = _PLAIN_HEADER.format(situation=situation) if situation else ""
+    if system_prompt.strip():
+        header = _PLAIN_SYSTEM.format(text=system_prompt.strip()) + header
     return _Segments(header, turns)
 
 
-def _chat_segments(dialogue: Dialogue, tokenizer: Any, strategy: str) -> _Segments:
+def _chat_segments(dialogue: Dialogue, tokenizer: Any, strategy: str, system_prompt: str = "") -> _Segments:
     """Segments cut out of the chat template's renderings of growing prefixes of the conversation.
 
     This needs a prefix-stable template (the rendering of the first k messages is a prefix of the
@@ -253,7 +279,7 @@ def _chat_segments(dialogue: Dialogue, tokenizer: Any, strategy: str) -> _Segmen
     messages = [
         {"role": t.role, "content": t.text if t.role == "user" else _assistant_text(t, strategy)} for t in turns
     ]
-    situation = _situation(dialogue)
+    situation = _system_text(system_prompt, dialogue)
     system = [{"role": "system", "content": situation}] if situation else []
     try:
         return _cut_segments(system, messages, turns, tokenizer)
@@ -303,7 +329,15 @@ def _cut_segments(
             prompt = prompts[j]
             _require_prefix(before, prompt)
             _require_prefix(prompt, after)
-            cut.append(("assistant", prompt[len(before):], after[len(prompt):]))
+            body = after[len(prompt):]
+            if messages[j]["content"].strip() not in body:
+                # Labels are the assistant's turn: a template that writes it elsewhere, or not at all,
+                # would train on other text (or none) in silence.
+                raise DataError(
+                    "the chat template does not write the assistant's text after the prompt it renders with "
+                    "add_generation_prompt, so the assistant's turn (the labels) cannot be found; the template must "
+                    "render each message's content, and the assistant's header under `add_generation_prompt`")
+            cut.append(("assistant", prompt[len(before):], body))
     return _Segments(rendered[0], cut)
 
 

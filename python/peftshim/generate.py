@@ -30,9 +30,9 @@ from typing import Any, Callable, Iterable, Sequence
 import torch
 
 from peftshim.contract import EXIT_DONE, EXIT_INTERRUPTED
-from peftshim.dialogues import Dialogue, Turn, read_dialogues, split_dialogues
+from peftshim.dialogues import Dialogue, Turn, read_data, split_dialogues
 from peftshim.events import EventWriter
-from peftshim.examples import generation_budget, prompt_ids, training_text
+from peftshim.examples import generation_budget, prompt_ids, training_text, use_chat_template
 from peftshim.files import fsync_path, write_json_atomic
 from peftshim.spec import FullMethod, GenerateSpec, JobSpec, SpecError
 
@@ -74,11 +74,11 @@ def split_rows(spec: JobSpec, split: str, limit: int | None = None) -> tuple[lis
     if split not in SPLITS:
         raise SpecError("arguments", "--split", f"expected one of {', '.join(SPLITS)}, got {split!r}")
     fractions = spec.data.split
-    dialogues, _ = read_dialogues(spec.data.format, Path(spec.data.path), max_length=spec.data.max_length)
+    dialogues, _ = read_data(spec.data, max_length=spec.data.max_length)
     by_split = split_dialogues(dialogues, fractions.train, fractions.valid, fractions.test, fractions.seed)
     other = spec.eval.data
     if other is not None:
-        dialogues, _ = read_dialogues(other.format, Path(other.path), max_length=spec.data.max_length)
+        dialogues, _ = read_data(other, max_length=spec.data.max_length)
         chosen = dialogues if other.dialogues == "all" else split_dialogues(
             dialogues, fractions.train, fractions.valid, fractions.test, fractions.seed)[split]
     else:
@@ -90,7 +90,7 @@ def split_rows(spec: JobSpec, split: str, limit: int | None = None) -> tuple[lis
 
 def train_split(spec: JobSpec) -> list[Dialogue]:
     """The run's training split (the text a built-in model's tokenizer is rebuilt from)."""
-    dialogues, _ = read_dialogues(spec.data.format, Path(spec.data.path), max_length=spec.data.max_length)
+    dialogues, _ = read_data(spec.data, max_length=spec.data.max_length)
     fractions = spec.data.split
     return split_dialogues(dialogues, fractions.train, fractions.valid, fractions.test, fractions.seed)["train"]
 
@@ -113,7 +113,8 @@ def prompt_budget(spec: JobSpec) -> int:
 
 
 def row_prompt(row: Row, tokenizer: Any, spec: JobSpec) -> list[int]:
-    return prompt_ids(row.context, tokenizer, max_length=prompt_budget(spec), strategy=spec.data.strategy)
+    return prompt_ids(row.context, tokenizer, max_length=prompt_budget(spec), strategy=spec.data.strategy,
+                      system_prompt=spec.data.system_prompt or "")
 
 
 # --- model --------------------------------------------------------------------------------------
@@ -150,6 +151,7 @@ def setup_model(spec: JobSpec, adapter: Path | None, tokenizer_texts: Callable[[
         model = PeftModel.from_pretrained(model, str(adapter))
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
+    use_chat_template(tokenizer, spec.data.chat_template)  # a rebuilt or base tokenizer lacks it (an adapter's has it)
     model.eval()
     return model, tokenizer
 

@@ -12,6 +12,9 @@ prefix   PrefixTuningConfig                num_virtual_tokens (peft feeds them a
 prompt   PromptTuningConfig                num_virtual_tokens; init_text -> PromptTuningInit.TEXT
 full     none                              every weight trains (baselines such as DialoGPT)
 
+A quantized base model (model.quantization, QLoRA) goes through peft's prepare_model_for_kbit_training
+first; full fine-tuning of one is refused.
+
 Module names differ between architectures (LLaMA q_proj/v_proj, GPT-2 c_attn/c_proj/c_fc); a
 target that matches nothing is a SpecError naming the field and listing the model's own names.
 Prompt and prefix tuning prepend virtual tokens that peft only knows how to add to a 2D mask, so
@@ -33,10 +36,12 @@ from peft import (
     PromptTuningConfig,
     PromptTuningInit,
     get_peft_model,
+    prepare_model_for_kbit_training,
 )
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from transformers.pytorch_utils import Conv1D
 
+from peftshim.quantization import is_quantized
 from peftshim.spec import (
     AdapterMethod,
     FullMethod,
@@ -72,6 +77,13 @@ def apply_method(
     Raises SpecError for settings this model cannot take (unknown target modules, too many adapter
     layers, an architecture LLaMA-Adapter does not support).
     """
+    if is_quantized(model):
+        if isinstance(method, FullMethod):  # config rules refuse it; a hand-written job.json too
+            raise SpecError("job.json", "method.kind", "full fine-tuning cannot train a quantized model; use lora")
+        # Freezes the base, upcasts what is not quantized to fp32 (norms, embeddings, head) for stable
+        # training, and turns on checkpointing the way k-bit layers need it.
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=gradient_checkpointing,
+                                                gradient_checkpointing_kwargs={"use_reentrant": False})
     if gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         model.config.use_cache = False

@@ -8,6 +8,10 @@
 - `builtin:llama-7b-shape`: the LLaMA-7B architecture with random weights, built directly on the
   device in the requested dtype, for GPU benchmarks (throughput does not depend on weight values).
 
+With model.quantization, the linears are loaded 4- or 8-bit through bitsandbytes (quantization.py); a
+built-in model is then saved once to the cache and loaded from there, as transformers quantizes only
+inside from_pretrained.
+
 The built-in models get a byte-level BPE tokenizer trained (tokenizer.train_tokenizer) on the run's
 training text, cached under `cache_dir` by a hash of its recipe, so every attempt and every run on
 the same data shares it. Without training text a fixed sentence is used: byte-level BPE covers every
@@ -34,7 +38,7 @@ from transformers import (
 )
 
 from peftshim.files import write_dir_atomic
-from peftshim.spec import ModelSpec, SpecError
+from peftshim.spec import ModelSpec, QuantizationSpec, SpecError
 
 TINY_LLAMA = "builtin:tiny-llama"
 LLAMA_7B_SHAPE = "builtin:llama-7b-shape"
@@ -79,8 +83,14 @@ def load_base_model(
             "flex_attention cannot train on the CPU (torch has no flex_attention backward there); "
             "use sdpa or eager, or train on a GPU",
         )
+    if spec.quantization is not None:
+        from peftshim.quantization import check_available
+
+        check_available(spec.quantization, device)  # before anything is loaded
     if spec.base in BUILTIN_MODELS:
         tokenizer = builtin_tokenizer(tokenizer_texts, cache_dir=cache_dir)
+        if spec.quantization is not None:
+            return _quantized_builtin(spec, tokenizer, device=device, dtype=dtype, seed=seed, cache_dir=cache_dir), tokenizer
         model = build_builtin_model(spec.base, tokenizer, device=device, dtype=dtype, attn=spec.attn, seed=seed)
         return model, tokenizer
     if spec.base.startswith("builtin:"):
@@ -93,21 +103,53 @@ def _as_model_spec(model_spec: ModelSpec | Mapping[str, Any]) -> ModelSpec:
         return model_spec
     defaults = {"revision": None, "dtype": "auto", "attn": "sdpa", "trust_remote_code": False}
     known = {f.name for f in fields(ModelSpec)}
-    return ModelSpec(**{**defaults, **{k: v for k, v in model_spec.items() if k in known}})
+    values = {**defaults, **{k: v for k, v in model_spec.items() if k in known}}
+    if isinstance(values.get("quantization"), Mapping):
+        values["quantization"] = QuantizationSpec(**values["quantization"])
+    return ModelSpec(**values)
 
 
 def _from_pretrained(spec: ModelSpec, *, device: torch.device, dtype: torch.dtype) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     tokenizer = AutoTokenizer.from_pretrained(spec.base, revision=spec.revision, trust_remote_code=spec.trust_remote_code)
-    model = AutoModelForCausalLM.from_pretrained(
-        spec.base,
-        revision=spec.revision,
-        dtype=dtype,
+    model = _pretrained_model(spec.base, spec, device=device, dtype=dtype, revision=spec.revision)
+    _ensure_pad_token(tokenizer, model)
+    return model, tokenizer
+
+
+def _pretrained_model(source: str | Path, spec: ModelSpec, *, device: torch.device, dtype: torch.dtype,
+                      revision: str | None) -> PreTrainedModel:
+    quantized: dict[str, Any] = {}
+    if spec.quantization is not None:
+        from peftshim.quantization import bnb_config
+
+        quantized["quantization_config"] = bnb_config(spec.quantization)
+    return AutoModelForCausalLM.from_pretrained(
+        source,
+        revision=revision,
+        dtype=dtype,  # of what stays unquantized (embeddings, norms, head)
         attn_implementation=spec.attn,
         trust_remote_code=spec.trust_remote_code,
         device_map={"": device},  # load straight onto the device, never a full copy in host memory first
+        **quantized,
     )
+
+
+def _quantized_builtin(spec: ModelSpec, tokenizer: PreTrainedTokenizerBase, *, device: torch.device,
+                       dtype: torch.dtype, seed: int, cache_dir: Path) -> PreTrainedModel:
+    """A built-in model quantized by transformers' quantizer, which only runs inside from_pretrained:
+    its seeded weights are saved once (quantization.saved_builtin) and loaded from there."""
+    from peftshim.quantization import saved_builtin
+
+    def build() -> LlamaForCausalLM:
+        return build_builtin_model(spec.base, tokenizer, device=device, dtype=dtype, attn=spec.attn, seed=seed)
+
+    config = builtin_config(spec.base, len(tokenizer), attn=spec.attn)
+    config.pad_token_id, config.bos_token_id, config.eos_token_id = (
+        tokenizer.pad_token_id, tokenizer.bos_token_id, tokenizer.eos_token_id)
+    saved = saved_builtin(build, config, seed=seed, cache_dir=cache_dir, variant=f"{device.type};{dtype}")
+    model = _pretrained_model(saved, spec, device=device, dtype=dtype, revision=None)
     _ensure_pad_token(tokenizer, model)
-    return model, tokenizer
+    return model
 
 
 def _ensure_pad_token(tokenizer: PreTrainedTokenizerBase, model: PreTrainedModel) -> None:
@@ -123,7 +165,8 @@ def _ensure_pad_token(tokenizer: PreTrainedTokenizerBase, model: PreTrainedModel
 
 
 # The architectures of the built-in models (src/plan/architectures.ts estimates memory from the same
-# numbers); tiny-llama's vocabulary is its tokenizer's, the 7B shape's is LLaMA's 32000.
+# numbers, test/plan/builtin-shapes.test.ts checks that they agree); tiny-llama's vocabulary is its
+# tokenizer's, the 7B shape's is LLaMA's 32000.
 _BUILTIN_SIZES: dict[str, dict[str, int]] = {
     TINY_LLAMA: dict(hidden_size=256, intermediate_size=688, num_hidden_layers=4, num_attention_heads=4,
                      num_key_value_heads=2),

@@ -43,12 +43,23 @@ class SpecError(Exception):
 
 
 @dataclass(frozen=True)
+class QuantizationSpec:
+    """model.quantization: the base model's linears loaded through bitsandbytes (quantization.py)."""
+
+    bits: int
+    type: str
+    double_quant: bool
+    compute_dtype: str
+
+
+@dataclass(frozen=True)
 class ModelSpec:
     base: str
     revision: str | None
     dtype: str
     attn: str
     trust_remote_code: bool
+    quantization: QuantizationSpec | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -108,14 +119,27 @@ class SplitSpec:
 
 
 @dataclass(frozen=True)
+class DataSourceSpec:
+    """data.source: which config, split and revision of a `datasets` data set (datasource.py)."""
+
+    config: str | None
+    split: str | None
+    revision: str | None
+
+
+@dataclass(frozen=True)
 class DataSpec:
     format: str
-    path: str
+    path: str  # a file, a save_to_disk directory, or hf://datasets/<org>/<name> (never a Path: it would fold the //)
     strategy: str
     max_length: int
     packing: bool
     max_examples: int | None
     split: SplitSpec
+    source: DataSourceSpec | None = None
+    columns: dict[str, str] | None = None  # the format's field -> the column holding it
+    chat_template: str | None = None  # a Jinja chat template in place of the tokenizer's
+    system_prompt: str | None = None
 
 
 @dataclass(frozen=True)
@@ -187,6 +211,31 @@ class ResourcesSpec:
 
 
 @dataclass(frozen=True)
+class WandbSpec:
+    """Only what the config sets (None: W&B's own WANDB_* variables and defaults decide)."""
+
+    project: str | None
+    entity: str | None
+    group: str | None
+    mode: str | None
+
+
+@dataclass(frozen=True)
+class MlflowSpec:
+    tracking_uri: str | None
+    experiment: str | None
+
+
+@dataclass(frozen=True)
+class LoggingSpec:
+    """The experiment trackers (trackers.py); changes no run id."""
+
+    tensorboard: bool
+    wandb: WandbSpec | None
+    mlflow: MlflowSpec | None
+
+
+@dataclass(frozen=True)
 class JobSpec:
     schema_version: int
     run_id: str
@@ -203,6 +252,7 @@ class JobSpec:
     job_fingerprint: str
     # The shim never talks to the Hub; the section is only validated.
     hub: dict[str, Any] | None = field(default=None)
+    logging: LoggingSpec | None = field(default=None)
 
 
 # --- migration ----------------------------------------------------------------------------------
@@ -254,9 +304,13 @@ def _migrated(raw: Any, file: str) -> Any:
 
 
 def schema_path() -> Path:
-    """schema/job.schema.json of the checkout (or of the image, /opt/peftshim); $PEFTSHIM_JOB_SCHEMA overrides."""
+    """The copy `pip install ./python` put beside this file (python/setup.py), else schema/job.schema.json of the
+    checkout (or of the image, /opt/peftshim); $PEFTSHIM_JOB_SCHEMA overrides."""
     configured = os.environ.get("PEFTSHIM_JOB_SCHEMA")
-    return Path(configured) if configured else Path(__file__).resolve().parents[2] / "schema" / "job.schema.json"
+    if configured:
+        return Path(configured)
+    installed = Path(__file__).resolve().parent / "job.schema.json"
+    return installed if installed.is_file() else Path(__file__).resolve().parents[2] / "schema" / "job.schema.json"
 
 
 @functools.lru_cache(maxsize=4)
@@ -378,6 +432,7 @@ def _job_spec(raw: dict[str, Any]) -> JobSpec:
         resources=_build(ResourcesSpec, raw["resources"]),
         job_fingerprint=raw["fingerprints"]["job"],
         hub=raw.get("hub"),
+        logging=_build(LoggingSpec, raw["logging"]) if "logging" in raw else None,
     )
 
 

@@ -24,9 +24,10 @@ from transformers import get_scheduler
 
 from peftshim import checkpoint as ckpt
 from peftshim.contract import EXIT_DONE, EXIT_INTERRUPTED
-from peftshim.dialogues import DataError, DataStats, Dialogue, Turn, data_fingerprint, read_dialogues, split_dialogues
+from peftshim.dialogues import DataError, DataStats, Dialogue, Turn, data_fingerprint, read_data, source_of, split_dialogues
 from peftshim.events import EventWriter
-from peftshim.examples import TEMPLATE_VERSION, Example, build_examples, generation_budget, prompt_ids, training_text
+from peftshim.examples import (TEMPLATE_VERSION, Example, build_examples, generation_budget, prompt_ids, training_text,
+                               use_chat_template)
 from peftshim.files import write_dir_atomic, write_json_atomic, write_text_atomic
 from peftshim.loss import target_loss
 from peftshim.methods import apply_method, count_parameters, save_trainable, supports_packing
@@ -124,6 +125,7 @@ def _setup(run: TrainingRun) -> None:
     run.dialogues, stats, run.data_fingerprint = _setup_dialogues(spec)
     model, run.tokenizer = load_base_model(spec.model, device=run.device, dtype=run.dtype, cache_dir=cache_dir(),
                                            tokenizer_texts=lambda: training_text(run.dialogues["train"]))
+    use_chat_template(run.tokenizer, spec.data.chat_template)
     examples, truncated = _setup_examples(run)
     run.model = _setup_model(run, model)
     run.train_model = _setup_data_parallel(run)
@@ -147,19 +149,23 @@ def _check_ranks(spec: JobSpec, ranks: Ranks) -> None:
 
 def _setup_dialogues(spec: JobSpec) -> tuple[dict[str, list[Dialogue]], DataStats, str]:
     """The data file's dialogues by split, what reading them repaired and skipped, and the data fingerprint."""
-    data_path = Path(spec.data.path)
-    dialogues, stats = read_dialogues(spec.data.format, data_path, max_length=spec.data.max_length)
+    dialogues, stats = read_data(spec.data, max_length=spec.data.max_length)
     split = spec.data.split
     by_split = split_dialogues(dialogues, split.train, split.valid, split.test, split.seed)
-    fingerprint = data_fingerprint(data_path, _data_params(spec), template_version=TEMPLATE_VERSION)
+    fingerprint = data_fingerprint(spec.data.path, _data_params(spec), template_version=TEMPLATE_VERSION,
+                                   source=source_of(spec.data))
     return by_split, stats, fingerprint
 
 
 def _data_params(spec: JobSpec) -> dict[str, Any]:
     """What turns the data file into these examples (the data fingerprint's parameters)."""
     d = spec.data
-    return {"format": d.format, "strategy": d.strategy, "max_length": d.max_length, "max_examples": d.max_examples,
-            "split": vars(d.split), "tokenizer_of": spec.model.base, "revision": spec.model.revision}
+    params = {"format": d.format, "strategy": d.strategy, "max_length": d.max_length, "max_examples": d.max_examples,
+              "split": vars(d.split), "tokenizer_of": spec.model.base, "revision": spec.model.revision}
+    # Settings added later count only when set, so earlier runs' fingerprints (and resumption) hold.
+    later = {"source": vars(d.source) if d.source is not None else None, "columns": d.columns,
+             "chat_template": d.chat_template, "system_prompt": d.system_prompt}
+    return {**params, **{key: value for key, value in later.items() if value is not None}}
 
 
 def _setup_examples(run: TrainingRun) -> tuple[dict[str, list[Example]], int]:
@@ -169,7 +175,7 @@ def _setup_examples(run: TrainingRun) -> tuple[dict[str, list[Example]], int]:
     truncated = 0
     for name in ("train", "valid", "test"):
         examples[name], cut = build_examples(run.dialogues[name], run.tokenizer, max_length=data.max_length,
-                                             strategy=data.strategy)
+                                             strategy=data.strategy, system_prompt=data.system_prompt or "")
         truncated += cut
     if data.max_examples is not None:
         examples["train"] = examples["train"][: data.max_examples]
@@ -183,6 +189,8 @@ def _setup_model(run: TrainingRun, model: torch.nn.Module) -> torch.nn.Module:
     cfg = run.spec.train
     model = apply_method(model, run.spec.method, gradient_checkpointing=cfg.gradient_checkpointing,
                          tokenizer=run.tokenizer)
+    if run.spec.model.quantization is not None:
+        run.dtype = torch.float32  # k-bit preparation upcast what is not quantized: hidden states are fp32
     if cfg.compile:
         compile_decoder_layers(model)
     return model
@@ -612,7 +620,8 @@ def generate_samples(model: Any, tokenizer: Any, spec: JobSpec, dialogues: Seque
     # recompile for every layer and length, so generation always runs them eagerly.
     with torch.no_grad(), torch.compiler.set_stance("force_eager"):
         for context, reference in generation_prompts(dialogues, settings.samples):
-            ids = prompt_ids(context, tokenizer, max_length=budget, strategy=spec.data.strategy)
+            ids = prompt_ids(context, tokenizer, max_length=budget, strategy=spec.data.strategy,
+                             system_prompt=spec.data.system_prompt or "")
             input_ids = torch.tensor([ids], dtype=torch.long, device=device)
             out = model.generate(input_ids=input_ids, attention_mask=torch.ones_like(input_ids),
                                  max_new_tokens=settings.max_new_tokens, do_sample=False,

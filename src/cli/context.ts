@@ -1,7 +1,7 @@
 import path from "node:path";
 import type { Command } from "commander";
 import type { Level } from "pino";
-import { createLogger, setLogger } from "../log.ts";
+import { configureLogger } from "../log.ts";
 
 /** What every command gets from the global options. */
 export type CliContext = {
@@ -16,6 +16,6 @@ export function cliContext(command: Command): CliContext {
   const options = command.optsWithGlobals<{ runsDir?: string; json?: boolean; logLevel?: Level | "silent" }>();
   const runsDir = path.resolve(options.runsDir ?? process.env.PEFTCTL_RUNS_DIR ?? "runs");
   const context: CliContext = { runsDir, json: options.json ?? false, logLevel: options.logLevel ?? "info" };
-  setLogger(createLogger({ level: context.logLevel, json: context.json }));
+  configureLogger({ level: context.logLevel, json: context.json });
   return context;
 }

@@ -1,27 +1,49 @@
-import { readFileSync } from "node:fs";
-import path from "node:path";
 import { Command, CommanderError, Option } from "commander";
 import { ExitCode, PeftctlError } from "../errors.ts";
-import { projectRoot } from "../shim.ts";
-import { commands } from "./commands/index.ts";
+import { peftctlVersion } from "../shim.ts";
+import { commands, type CommandEntry } from "./commands/index.ts";
 import { watchOutputStreams } from "./stdout.ts";
 
-const { version } = JSON.parse(readFileSync(path.join(projectRoot, "package.json"), "utf8")) as { version: string };
-
-function buildProgram(): Command {
-  const program = new Command("peftctl")
-    .description("Plan, launch, track and publish parameter-efficient fine-tuning runs.")
-    .version(version)
+/** The options every command takes, before or after its name. */
+function addGlobalOptions(program: Command): Command {
+  return program
     .addOption(new Option("--runs-dir <dir>", "run store root (default: $PEFTCTL_RUNS_DIR or ./runs)"))
     .addOption(
       new Option("--log-level <level>", "diagnostics on stderr")
         .choices(["silent", "fatal", "error", "warn", "info", "debug", "trace"])
         .default("info"),
     )
-    .option("--json", "machine-readable output: JSON on stdout, JSON log lines on stderr")
+    .option("--json", "machine-readable output: JSON on stdout, JSON log lines on stderr");
+}
+
+/**
+ * The command argv names (`peftctl [global options] <name> ...` or `peftctl help <name>`), found by
+ * commander's own option parsing over the global options, so `--runs-dir status status` reads right.
+ */
+function requestedCommand(argv: readonly string[]): CommandEntry | undefined {
+  const scan = addGlobalOptions(new Command()).allowUnknownOption().helpOption(false);
+  const [first, second] = scan.parseOptions([...argv]).operands;
+  const name = first === "help" ? second : first;
+  return commands.find((entry) => entry.name === name);
+}
+
+/**
+ * The program with the requested command loaded and every other command as a name and summary:
+ * enough for `--help`'s list and for commander's "did you mean" on a misspelt name, without
+ * importing the modules of commands that are not run.
+ */
+async function buildProgram(argv: readonly string[]): Promise<Command> {
+  const program = addGlobalOptions(
+    new Command("peftctl").description("Plan, launch, track and publish parameter-efficient fine-tuning runs.").version(peftctlVersion),
+  )
     .showHelpAfterError("(run with --help for usage)")
     .exitOverride();
-  for (const register of commands) register(program);
+  const requested = requestedCommand(argv);
+  const register = requested ? await requested.load() : undefined;
+  for (const entry of commands) {
+    if (entry === requested && register) register(program);
+    else program.command(entry.name).description(entry.summary);
+  }
   for (const command of program.commands) command.exitOverride();
   return program;
 }
@@ -48,7 +70,7 @@ export function reportError(error: unknown): number {
 export async function main(argv: readonly string[]): Promise<number> {
   watchOutputStreams();
   try {
-    await buildProgram().parseAsync(argv as string[], { from: "user" });
+    await (await buildProgram(argv)).parseAsync(argv as string[], { from: "user" });
     return process.exitCode === undefined ? ExitCode.ok : Number(process.exitCode);
   } catch (error) {
     return reportError(error);

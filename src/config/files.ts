@@ -3,8 +3,9 @@
  * files of bounded size: opening a FIFO blocks until someone writes to it, /dev/zero never ends, a
  * directory is no file. Each is stat'ed first, which opens nothing, and read only when it passed.
  */
-import { constants, statSync, type Stats } from "node:fs";
+import { constants, readdirSync, statSync, type Stats } from "node:fs";
 import { open } from "node:fs/promises";
+import path from "node:path";
 import { formatBytes } from "./limits.ts";
 
 export type FileCheck = { kind: "ok" } | { kind: "missing" } | { kind: "bad"; reason: string };
@@ -37,6 +38,48 @@ export function checkRegularFile(file: string, maxBytes: number, what: string): 
   }
   const reason = problemOf(stats, maxBytes, what);
   return reason === undefined ? { kind: "ok" } : { kind: "bad", reason };
+}
+
+/** The files that mark a directory written by `datasets`' save_to_disk (a Dataset, a DatasetDict). */
+const SAVED_DATASET_MARKERS = ["dataset_info.json", "dataset_dict.json"];
+/** A save_to_disk directory nests one level (a DatasetDict's splits); more entries than this is no data set. */
+const MAX_SAVED_DATASET_ENTRIES = 10_000;
+
+/**
+ * data.path: a regular file of at most `maxBytes`, or a directory written by datasets' save_to_disk
+ * whose files each are (the shim memory-maps them one by one). Stat'ed only; nothing is opened.
+ */
+export function checkDataPath(file: string, maxBytes: number): FileCheck {
+  let stats: Stats;
+  try {
+    stats = statSync(file);
+  } catch {
+    return checkRegularFile(file, maxBytes, "a data file");
+  }
+  if (!stats.isDirectory()) return checkRegularFile(file, maxBytes, "a data file");
+  if (!SAVED_DATASET_MARKERS.some((name) => checkRegularFile(path.join(file, name), maxBytes, "a data file").kind === "ok")) {
+    return { kind: "bad", reason: `is a directory without ${SAVED_DATASET_MARKERS.join(" or ")}: a data directory must be one written by datasets' save_to_disk` };
+  }
+  let seen = 0;
+  const walk = (dir: string, depth: number): FileCheck => {
+    for (const entry of readdirSync(dir, { withFileTypes: true })) {
+      if (++seen > MAX_SAVED_DATASET_ENTRIES) return { kind: "bad", reason: `holds more than ${MAX_SAVED_DATASET_ENTRIES.toLocaleString("en-US")} entries: not a save_to_disk directory` };
+      const member = path.join(dir, entry.name);
+      if (entry.isDirectory() && depth < 1) {
+        const inner = walk(member, depth + 1);
+        if (inner.kind !== "ok") return inner;
+        continue;
+      }
+      const checked = checkRegularFile(member, maxBytes, "a data file");
+      if (checked.kind !== "ok") return { kind: "bad", reason: `holds ${entry.name}, which ${checked.kind === "missing" ? "vanished" : checked.reason}` };
+    }
+    return { kind: "ok" };
+  };
+  try {
+    return walk(file, 0);
+  } catch (error) {
+    return { kind: "bad", reason: `cannot be read (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})` };
+  }
 }
 
 /**

@@ -17,13 +17,13 @@ import {
   type KeyPath,
 } from "./diagnostics.ts";
 import { interpolateEnv } from "./interpolate.ts";
-import { checkRegularFile } from "./files.ts";
+import { checkDataPath, checkRegularFile } from "./files.ts";
 import { reportIssues, type Anchor, type Message } from "./issues.ts";
 import { MAX_CONFIG_FILES, MAX_DATA_BYTES, MAX_PROBLEMS } from "./limits.ts";
 import { isPlainObject, mergeLayers, setOwn, type Layered } from "./merge.ts";
 import { OriginTree, type Position } from "./origins.ts";
 import { checkRules } from "./rules.ts";
-import { ExperimentSchema, FILE_PATH_KEYS, type Experiment } from "./schema.ts";
+import { ExperimentSchema, FILE_PATH_KEYS, HUB_DATA_PREFIX, type Experiment } from "./schema.ts";
 import { methodKindOf, parseTypedText, resolveKeyPath } from "./schema-paths.ts";
 import { readSource } from "./source.ts";
 
@@ -268,6 +268,7 @@ function resolveDataPath(root: Record<string, unknown>, origins: OriginTree): st
     const parent = keyPath.slice(0, -1).reduce<unknown>((node, key) => (isPlainObject(node) ? node[key] : undefined), root);
     const key = keyPath.at(-1)!;
     if (!isPlainObject(parent) || typeof parent[key] !== "string" || parent[key] === "") continue;
+    if ((parent[key] as string).startsWith(HUB_DATA_PREFIX)) continue; // a Hub data set, not a path
     const origin = origins.get(keyPath);
     const base = origin === undefined || origin.file === SET_ORIGIN ? process.cwd() : path.dirname(origin.file);
     parent[key] = path.resolve(base, parent[key] as string);
@@ -287,7 +288,7 @@ function checkNamedFiles(root: Record<string, unknown>, collector: Collector, or
     if (typeof file !== "string" || file === "" || !path.isAbsolute(file) || collector.hasErrorAt(keyPath)) continue;
     const isData = keyPath.at(-1) === "path";
     // Word vectors are streamed and can be larger than any data file (glove.840B is 5.6 GB).
-    const checked = checkRegularFile(file, isData ? MAX_DATA_BYTES : Number.POSITIVE_INFINITY, isData ? "a data file" : "a word-vector file");
+    const checked = isData ? checkDataPath(file, MAX_DATA_BYTES) : checkRegularFile(file, Number.POSITIVE_INFINITY, "a word-vector file");
     if (checked.kind === "bad") collector.add("error", origins, keyPath, `${displayPath(file)} ${checked.reason}`);
     else if (checked.kind === "missing" && keyPath === FILE_PATH_KEYS[0]) {
       collector.add("warning", origins, keyPath, `data file not found: ${displayPath(file)} (validation goes on; a run needs it)`);

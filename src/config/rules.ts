@@ -103,6 +103,22 @@ const halfPrecisionFullRule: CrossFieldRule = {
   },
 };
 
+/** A quantized base model trains only through an adapter: bitsandbytes' 4- and 8-bit weights take no gradient. */
+const quantizedFullRule: CrossFieldRule = {
+  severity: "error",
+  reads: ["model.quantization", "method.kind"],
+  optional: ["model.quantization"],
+  check({ "model.quantization": quantization, "method.kind": kind }) {
+    if (quantization === undefined || kind !== "full") return [];
+    return [
+      {
+        fields: ["model.quantization", "method.kind"],
+        message: `full fine-tuning cannot train a ${quantization.bits}-bit quantized model: its quantized weights take no gradient; use lora (QLoRA) or another adapter method, or remove model.quantization`,
+      },
+    ];
+  },
+};
+
 /** The one split rule: the shim splits every dialogue by these fractions. */
 const splitRule: CrossFieldRule = {
   severity: "error",
@@ -179,7 +195,7 @@ function runRule(rule: CrossFieldRule, get: Get, isSet: (field: string) => boole
   return rule.check(values, isSet);
 }
 
-const CROSS_FIELD_RULES: readonly CrossFieldRule[] = [batchRule, prefixTrainingRule, ia3FeedforwardRule, halfPrecisionFullRule, splitRule, intervalsRule, slurmRule, sshRule];
+const CROSS_FIELD_RULES: readonly CrossFieldRule[] = [batchRule, prefixTrainingRule, ia3FeedforwardRule, halfPrecisionFullRule, quantizedFullRule, splitRule, intervalsRule, slurmRule, sshRule];
 
 /** `experiment`: the schema's parse of `root` when it succeeded (the loader has it), for the sweep points. */
 export function checkRules(root: unknown, report: Report, warn: Report, experiment?: Experiment): void {
@@ -271,6 +287,11 @@ function checkSweep(root: Record<string, unknown>, report: Report, warn: Report)
 function checkSweepKey(key: string, kind: string | undefined, report: Report): boolean {
   const where: KeyPath = ["sweep", "parameters", key];
   const root = key.split(".")[0]!;
+  if (root === "logging") {
+    // Trackers change no run id (identity.ts): the points would be one run each, planned once.
+    report(where, "cannot sweep over `logging`: the trackers are the experiment's, they change no run id; set them once outside the sweep", "key");
+    return false;
+  }
   if (NOT_SWEEPABLE.has(root)) {
     report(where, `cannot sweep over \`${root}\`: it names or shapes the experiment itself`, "key");
     return false;

@@ -12,6 +12,18 @@ const positiveInt = z.number().int().positive();
 const nonNegativeInt = z.number().int().nonnegative();
 const fraction = z.number().min(0).max(1);
 
+const QuantizationSchema = z
+  .strictObject({
+    bits: z.literal([4, 8]).default(4).describe("Bits per frozen base weight: 4 (QLoRA) or 8 (LLM.int8)."),
+    type: z.enum(["nf4", "fp4"]).default("nf4").describe("4-bit data type: nf4 (NormalFloat, QLoRA's) or fp4. Ignored at 8 bits."),
+    double_quant: z.boolean().default(true).describe("Quantize the 4-bit quantization constants too (QLoRA's double quantization, ~0.4 bit/param less)."),
+    compute_dtype: z.enum(["bfloat16", "float16", "float32"]).default("bfloat16").describe("Dtype the 4-bit weights are dequantized to for each matmul."),
+  })
+  .describe(
+    "Load the base model's linear layers quantized with bitsandbytes (QLoRA: 4-bit NF4, double quantization) and " +
+      "prepare it for k-bit training (peft prepare_model_for_kbit_training). Absent: no quantization.",
+  );
+
 export const ModelSchema = z
   .strictObject({
     base: z
@@ -31,6 +43,7 @@ export const ModelSchema = z
       .default("sdpa")
       .describe("Attention implementation passed to transformers."),
     trust_remote_code: z.boolean().default(false).describe("Allow model code from the Hub repository to run (transformers trust_remote_code)."),
+    quantization: QuantizationSchema.optional(),
   })
   .describe("The base model to fine-tune.");
 
@@ -108,9 +121,30 @@ export const SplitSchema = z.strictObject({
  */
 export const FILE_PATH_KEYS = [["data", "path"], ["eval", "data", "path"], ["eval", "embeddings"]] as const satisfies ReadonlyArray<readonly string[]>;
 
+/** data.path naming a data set on the Hugging Face Hub (read with `datasets`): never a file path. */
+export const HUB_DATA_PREFIX = "hf://datasets/";
+
 export const DataSchema = z.strictObject({
-  format: z.enum(["extes", "esconv", "chat", "alpaca"]).describe("Input file format."),
-  path: z.string().min(1).describe("Data file, relative to the config file or absolute."),
+  format: z.enum(["extes", "esconv", "chat", "alpaca", "sharegpt"]).describe("Record format: extes, esconv, chat ({messages}), alpaca ({instruction, input, output}), sharegpt ({conversations: [{from, value}]})."),
+  path: z
+    .string()
+    .min(1)
+    .refine((value) => !value.startsWith(HUB_DATA_PREFIX) || /^hf:\/\/datasets\/[^/\s]+(\/[^/\s]+)?$/.test(value), "expected hf://datasets/<org>/<name>")
+    .describe("Data file (.json, .jsonl, .parquet, .csv) or a directory written by datasets' save_to_disk, relative to the config file or absolute; or hf://datasets/<org>/<name> (the datasets cache under HF_HUB_OFFLINE=1)."),
+  source: z
+    .strictObject({
+      config: z.string().min(1).optional().describe("hf:// only: the data set's configuration (subset)."),
+      split: z.string().min(1).optional().describe("The data set's split to read, e.g. train or train[:1000] (default train; data.split then divides it)."),
+      revision: z.string().min(1).optional().describe("hf:// only: a branch, tag or commit of the data set's repository."),
+    })
+    .optional()
+    .describe("Which part of a `datasets` data set to read: for hf:// and save_to_disk directories of several splits."),
+  columns: z
+    .record(z.string().min(1), z.string().min(1))
+    .optional()
+    .describe("The columns holding the format's fields, {field: column}: e.g. {instruction: prompt, output: answer} for alpaca, {messages: conversation} for chat."),
+  chat_template: z.string().min(1).optional().describe("A Jinja chat template used instead of the tokenizer's (a plain-template model then trains on it too); labels stay the assistant turns."),
+  system_prompt: z.string().min(1).optional().describe("A system message put before every dialogue (with its situation, where it has one)."),
   strategy: z
     .enum(["inline", "none"])
     .default("inline")
@@ -254,6 +288,22 @@ export const SshSchema = z
   })
   .describe("The SSH hosts of resources.executor: ssh (README: Running on SSH hosts).");
 
+/** HOST:CONTAINER[:ro|:rw], both absolute; ':' and ',' cannot be part of a path here (docker's and apptainer's syntax). */
+const CONTAINER_MOUNT = /^\/[^:,]*:\/[^:,]*(?::(?:ro|rw))?$/;
+
+export const ContainerSchema = z
+  .strictObject({
+    image: z.string().min(1).describe("The image: a docker name:tag (built from Dockerfile.gpu), or for apptainer a .sif file or docker://name:tag."),
+    runtime: z.enum(["docker", "apptainer"]).default("docker").describe("docker (runs as the invoking user: --user $(id -u):$(id -g)) or apptainer (runs as the user by design)."),
+    python: z.string().min(1).default("python").describe("The Python inside the image that runs the shim (and torchrun, as its module torch.distributed.run)."),
+    mounts: z
+      .array(z.string().regex(CONTAINER_MOUNT, "expected HOST:CONTAINER or HOST:CONTAINER:ro with absolute paths, e.g. /data/hf-cache:/cache"))
+      .default([])
+      .describe("More host paths to mount, HOST:CONTAINER[:ro]: a Hub cache (/data/hf-cache:/cache), a shared model store. The run dir, the data files' directories and a local model.base are mounted without asking, at the same paths."),
+    extra_args: z.array(z.string().min(1)).default([]).describe("More `docker run` / `apptainer exec` options, one per item (e.g. --shm-size=16g); no secrets: they are part of job.json."),
+  })
+  .describe("Run the shim inside a container image (README: Running in a container); the host then needs docker or apptainer, not the shim's Python.");
+
 export const ResourcesSchema = z.strictObject({
   executor: z.enum(["local", "slurm", "ssh"]).default("local").describe("Where jobs run: local (this host), slurm (one sbatch job per run) or ssh (the hosts of resources.ssh)."),
   gpus: nonNegativeInt.default(1).describe("GPUs per job; 0 trains on the CPU."),
@@ -261,11 +311,42 @@ export const ResourcesSchema = z.strictObject({
   retries: nonNegativeInt.default(2).describe("Retries of interrupted, lost or out-of-memory attempts."),
   slurm: SlurmSchema.optional(),
   ssh: SshSchema.optional(),
+  container: ContainerSchema.optional(),
 }).describe("Where and on what each job runs.");
 
 export const ReportSchema = z.strictObject({
   label: z.string().min(1).max(200).optional().describe("This experiment's row label in `peftctl table` and `report` (e.g. \"LLaMA-7B + LoRA\"); a sweep's rows add their swept values. Else built from the model, method and sweep values."),
 }).describe("How the experiment's runs are shown in tables and reports; changes no run id.");
+
+// Experiment trackers (python/peftshim/trackers.py). Only what the config sets is passed to each
+// library, so W&B's WANDB_* and MLflow's MLFLOW_* variables keep working; secrets (WANDB_API_KEY,
+// MLFLOW_TRACKING_TOKEN, ...) come from the environment only and have no key here.
+const WandbSchema = z.strictObject({
+  project: z.string().min(1).max(128).optional().describe("W&B project. Unset: $WANDB_PROJECT, else \"peftctl\"."),
+  entity: z.string().min(1).max(128).optional().describe("W&B entity (user or team). Unset: $WANDB_ENTITY, else your default entity."),
+  group: z.string().min(1).max(128).optional().describe("W&B run group. Unset: $WANDB_RUN_GROUP, else the experiment name, so a sweep's runs are grouped."),
+  mode: z.enum(["online", "offline", "disabled"]).optional().describe("online, offline (a local run directory under <run_dir>/wandb, `wandb sync` later) or disabled. Unset: $WANDB_MODE, else online."),
+}).describe("Log to Weights & Biases: run name and id = the run id, the resolved job as its config, resumed attempts continue the same run.");
+
+// A URI with a scheme (http://host:5000, file:///abs/mlruns, databricks, sqlite:///abs.db) or an
+// absolute path: a relative path would depend on the shim's working directory, which no one chooses.
+const trackingUri = z
+  .string()
+  .min(1)
+  .refine((value) => /^[a-z][a-z0-9+.-]*:/i.test(value) || value.startsWith("/"), "expected a URI (http://host:5000, file:///abs/mlruns) or an absolute path")
+  // job.json is pushed with the adapter and kept in the run store: no secret may be in it.
+  .refine((value) => !/^[a-z][a-z0-9+.-]*:\/\/[^/@]*@/i.test(value), "no credentials in the URI: set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD, or MLFLOW_TRACKING_TOKEN, in the environment");
+
+const MlflowSchema = z.strictObject({
+  tracking_uri: trackingUri.optional().describe("MLflow tracking server or store (http://host:5000, file:///abs/mlruns). Unset: $MLFLOW_TRACKING_URI, else a file store at <runs dir>/mlruns."),
+  experiment: z.string().min(1).max(256).optional().describe("MLflow experiment. Unset: $MLFLOW_EXPERIMENT_NAME, else the experiment name."),
+}).describe("Log to MLflow: run name = the run id (tag peftctl.run_id), the resolved job as params, the sweep as tag peftctl.experiment.");
+
+export const LoggingSchema = z.strictObject({
+  tensorboard: z.boolean().default(false).describe("Write TensorBoard event files to <run_dir>/tensorboard (`tensorboard --logdir runs/<experiment>`)."),
+  wandb: WandbSchema.optional(),
+  mlflow: MlflowSchema.optional(),
+}).describe("Experiment trackers fed the training and eval metrics of the run's events; changes no run id. A tracker that fails is switched off with a warning event, never failing the run.");
 
 export const HubSchema = z.strictObject({
   repo: z
@@ -278,7 +359,16 @@ export const HubSchema = z.strictObject({
     .default("repo-per-run")
     .describe("repo-per-run: <repo>-<run suffix> per run; branch-per-run: one repo, a branch per run."),
   auto_push: z.boolean().default(true).describe("Push when a run succeeds."),
-  license: z.string().default("apache-2.0").describe("License in the model card."),
+  license: z
+    .string()
+    .optional()
+    .describe("License in the model card when the base model's cannot be found (its card in a local model dir or the HF cache, else a known family: LLaMA's is `other` with license_name and license_link); apache-2.0 for the built-in models when unset."),
+  base_model: z
+    .string()
+    .regex(/^[\w.-]+(\/[\w.-]+)?$/, "expected a Hub id, org/name")
+    .optional()
+    .describe("The Hub id of the base model, named in the model card when model.base is a local path (a local path never appears in a card)."),
+  language: z.array(z.string()).default(["en"]).describe("Languages of the model card (ISO 639-1 codes)."),
   datasets: z.array(z.string()).default([]).describe("Dataset ids listed in the model card."),
 }).describe("Publishing adapters to the Hugging Face Hub.");
 
@@ -328,6 +418,7 @@ export const ExperimentSchema = z
     resources: ResourcesSchema.prefault({}),
     hub: HubSchema.optional(),
     report: ReportSchema.optional(),
+    logging: LoggingSchema.optional(),
     sweep: SweepSchema.optional(),
   })
   .describe("A peftctl experiment: one base model, one PEFT method, data, training, and an optional sweep.");

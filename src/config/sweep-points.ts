@@ -14,7 +14,7 @@ import { ExperimentSchema, type Experiment } from "./schema.ts";
 export type SweepPoint = Record<string, unknown>;
 
 /** The experiment's sections that make up a job (the rest shape the experiment, not a run). */
-export const JOB_SECTIONS = ["name", "model", "method", "data", "train", "eval", "checkpoint", "resources", "hub", "report"] as const;
+export const JOB_SECTIONS = ["name", "model", "method", "data", "train", "eval", "checkpoint", "resources", "hub", "report", "logging"] as const;
 export type JobSection = (typeof JOB_SECTIONS)[number];
 export type JobConfig = Pick<Experiment, JobSection>;
 

@@ -1,4 +1,6 @@
+import path from "node:path";
 import { stringify } from "yaml";
+import type { BaseCard } from "./base-model-card.ts";
 import type { MetricName, MetricsReport } from "../runs/eval-metrics.ts";
 import type { JobSpec } from "../plan/jobspec.ts";
 import type { EventsSummary } from "./summarize-events.ts";
@@ -26,6 +28,70 @@ const METHOD_NAMES: Record<JobSpec["method"]["kind"], string> = {
 /** Base models the shim builds itself; they exist on no Hub. */
 function isBuiltinBase(base: string): boolean {
   return base.startsWith("builtin:");
+}
+
+/** A model.base that is a directory on this machine (job.json holds local paths absolute). */
+function isLocalBase(base: string): boolean {
+  return path.isAbsolute(base) || base.startsWith("./") || base.startsWith("../");
+}
+
+/** The Hub id a card names as its base: hub.base_model, else model.base when it is a Hub id; never a local path. */
+export function cardBaseModel(job: Pick<JobSpec, "model" | "hub">): string | null {
+  if (job.hub?.base_model !== undefined) return job.hub.base_model;
+  return isBuiltinBase(job.model.base) || isLocalBase(job.model.base) ? null : job.model.base;
+}
+
+export type CardLicense = { license: string; license_name?: string; license_link?: string; source: string };
+
+/**
+ * Licenses of well-known base families by their Hub id, for when the base model's own card is not on
+ * this machine. The first match wins (TinyLlama before the LLaMA rows). LLaMA's licenses are not
+ * among the Hub's license ids: `other` with a name and a link, as Meta's and the converted repos' cards say.
+ */
+const KNOWN_LICENSES: ReadonlyArray<[RegExp, Omit<CardLicense, "source">]> = [
+  [/tinyllama/i, { license: "apache-2.0" }],
+  [/llama-?3/i, { license: "other", license_name: "llama3", license_link: "https://llama.meta.com/llama3/license/" }],
+  [/llama-?2/i, { license: "other", license_name: "llama2", license_link: "https://ai.meta.com/llama/license/" }],
+  [/llama/i, { license: "other", license_name: "llama-license", license_link: "https://github.com/facebookresearch/llama/blob/llama_v1/MODEL_CARD.md" }],
+  [/dialogpt/i, { license: "mit" }],
+  [/(^|\/)(distil)?gpt2(-(medium|large|xl))?$/i, { license: "mit" }],
+];
+
+/**
+ * The card's license: the base model's own (its card's front matter, read by base-model-card.ts), else
+ * its family's (KNOWN_LICENSES), else hub.license; the built-in random-weight models have no upstream
+ * terms (hub.license, else apache-2.0). null: nothing is known, and the card says so instead of guessing.
+ */
+export function cardLicense(job: Pick<JobSpec, "model" | "hub">, baseCard: BaseCard | null): CardLicense | null {
+  if (isBuiltinBase(job.model.base)) return { license: job.hub?.license ?? "apache-2.0", source: "hub.license (a built-in base has no license of its own)" };
+  const fromCard = baseCard?.metadata.license;
+  if (typeof fromCard === "string" && fromCard.trim() !== "") {
+    const found: CardLicense = { license: fromCard.trim(), source: `the base model's card (${baseCard!.source})` };
+    for (const key of ["license_name", "license_link"] as const) {
+      const value = baseCard!.metadata[key];
+      if (typeof value === "string" && value.trim() !== "") found[key] = value.trim();
+    }
+    return found;
+  }
+  const id = cardBaseModel(job);
+  const known = id === null ? undefined : KNOWN_LICENSES.find(([pattern]) => pattern.test(id));
+  if (known) return { ...known[1], source: `the known license of ${id}'s family` };
+  if (job.hub?.license !== undefined) return { license: job.hub.license, source: "hub.license" };
+  return null;
+}
+
+/** What a push should tell the user about the card: the license or base model it could not name. */
+export function cardNotes(job: Pick<JobSpec, "model" | "hub">, baseCard: BaseCard | null): string[] {
+  const notes: string[] = [];
+  const license = cardLicense(job, baseCard);
+  if (license === null) notes.push(`the model card names no license: ${job.model.base}'s license is unknown (no card of it here, not a known family); set hub.license`);
+  else if (job.hub?.license !== undefined && job.hub.license !== license.license && !isBuiltinBase(job.model.base)) {
+    notes.push(`the model card's license is ${license.license} from ${license.source}, not hub.license ${job.hub.license}: a fine-tune is bound by its base model's terms`);
+  }
+  if (!isBuiltinBase(job.model.base) && cardBaseModel(job) === null) {
+    notes.push(`the model card names no base_model: model.base is the local path ${job.model.base}; set hub.base_model to its Hub id`);
+  }
+  return notes;
 }
 
 function evalMetrics(summary: EventsSummary): { loss?: number; perplexity?: number; step?: number } {
@@ -70,10 +136,17 @@ function table(rows: Array<[string, unknown]>): string {
   return ["| setting | value |", "| --- | --- |", ...rows.map(([key, value]) => `| ${key} | ${format(value).replace(/\|/g, "\\|")} |`)].join("\n");
 }
 
-function loadSnippet(job: JobSpec, target: PushTarget): string {
+function loadSnippet(job: JobSpec, target: PushTarget, merged: boolean): string {
   const revision = target.branch === "main" ? "" : `, revision="${target.branch}"`;
-  if (job.method.kind === "full") {
-    return ["```python", "from transformers import AutoModelForCausalLM", "", `model = AutoModelForCausalLM.from_pretrained("${target.repo}"${revision})`, "```"].join("\n");
+  if (merged || job.method.kind === "full") {
+    return [
+      "```python",
+      "from transformers import AutoModelForCausalLM, AutoTokenizer",
+      "",
+      `model = AutoModelForCausalLM.from_pretrained("${target.repo}"${revision})`,
+      `tokenizer = AutoTokenizer.from_pretrained("${target.repo}"${revision})`,
+      "```",
+    ].join("\n");
   }
   if (isBuiltinBase(job.model.base)) {
     // The built-in base is rebuilt from the pushed tokenizer and a fixed seed, as the shim built it.
@@ -92,16 +165,37 @@ function loadSnippet(job: JobSpec, target: PushTarget): string {
       "```",
     ].join("\n");
   }
+  const baseId = cardBaseModel(job);
+  const baseRevision = baseId === job.model.base && job.model.revision ? `, revision="${job.model.revision}"` : "";
   return [
     "```python",
     "from peft import PeftModel",
     "from transformers import AutoModelForCausalLM, AutoTokenizer",
     "",
-    `base = AutoModelForCausalLM.from_pretrained("${job.model.base}"${job.model.revision ? `, revision="${job.model.revision}"` : ""})`,
+    baseId !== null
+      ? `base = AutoModelForCausalLM.from_pretrained("${baseId}"${baseRevision})`
+      : `base = AutoModelForCausalLM.from_pretrained("BASE_MODEL")  # the model this adapter was trained on (not on the Hub)`,
     `model = PeftModel.from_pretrained(base, "${target.repo}"${revision})`,
     `tokenizer = AutoTokenizer.from_pretrained("${target.repo}"${revision})`,
     "```",
   ].join("\n");
+}
+
+function licenseText(license: CardLicense | null): string {
+  if (license === null) return "License: unknown. The base model's license could not be found (no card of it on the pushing machine, not a known family) and `hub.license` is not set; check the base model's terms before using this model.";
+  const named = license.license_name ? ` (${license.license_name}${license.license_link ? `: ${license.license_link}` : ""})` : "";
+  return `License: \`${license.license}\`${named}, from ${license.source.replace(/ \(\/.*\)$/, "")}.`;
+}
+
+function baseModelText(job: JobSpec, baseId: string | null, merged: boolean): string {
+  if (isBuiltinBase(job.model.base)) {
+    return merged
+      ? `\`${job.model.base}\` is peftctl's built-in random-weight model, built by the training shim from a fixed config and seed; it is not on the Hub, so this card has no \`base_model\`. Its weights are part of this merged model.`
+      : `\`${job.model.base}\` is peftctl's built-in random-weight model, built by the training shim from a fixed config, a fixed seed and the tokenizer trained on the data (pushed here); it is not on the Hub, so this card has no \`base_model\`. The snippet below rebuilds it with the shim; \`peftctl push --merged\` publishes a model that loads with transformers alone.`;
+  }
+  if (baseId === null) return "A local model that this card cannot name on the Hub (set `hub.base_model` to its Hub id), so this card has no `base_model`.";
+  const revision = baseId === job.model.base && job.model.revision ? ` at revision \`${job.model.revision}\`` : "";
+  return `[\`${baseId}\`](https://huggingface.co/${baseId})${revision}.`;
 }
 
 /**
@@ -111,10 +205,22 @@ function loadSnippet(job: JobSpec, target: PushTarget): string {
  * it, how it was trained and how it scored.
  * Deterministic for a given run (no push time in it), so pushing an unchanged run changes nothing.
  */
-export function renderModelCard(input: { job: JobSpec; summary: EventsSummary; target: PushTarget; testMetrics?: MetricsReport | null }): string {
+export function renderModelCard(input: {
+  job: JobSpec;
+  summary: EventsSummary;
+  target: PushTarget;
+  testMetrics?: MetricsReport | null;
+  /** The base model's own card (base-model-card.ts), for its license. */
+  baseCard?: BaseCard | null;
+  /** The card of `peftctl push --merged`: the adapter merged into the base, a plain transformers model. */
+  merged?: boolean;
+}): string {
   const { job, summary, target } = input;
-  const builtin = isBuiltinBase(job.model.base);
+  const merged = input.merged === true;
   const isPeft = job.method.kind !== "full";
+  const isAdapter = isPeft && !merged;
+  const baseId = cardBaseModel(job);
+  const license = cardLicense(job, input.baseCard ?? null);
   const metrics = evalMetrics(summary);
   const datasets = job.hub?.datasets ?? [];
   const repoName = target.repo.slice(target.repo.indexOf("/") + 1);
@@ -137,11 +243,16 @@ export function renderModelCard(input: { job: JobSpec; summary: EventsSummary; t
       : [];
   if (test.length > 0) results.push({ task: { type: "text-generation", name: "Text Generation" }, dataset: { ...dataset, split: "test" }, metrics: test });
   const metadata: Record<string, unknown> = {
-    ...(builtin ? {} : { base_model: job.model.base }),
-    library_name: isPeft ? "peft" : "transformers",
-    license: job.hub?.license ?? "apache-2.0",
+    // A merged adapter or a full fine-tune is one model trained from the base: the Hub's "finetune"
+    // ("merge" there means a merge of several models).
+    ...(baseId === null ? {} : { base_model: baseId, base_model_relation: isAdapter ? "adapter" : "finetune" }),
+    library_name: isAdapter ? "peft" : "transformers",
+    ...(license === null
+      ? {}
+      : { license: license.license, ...(license.license_name ? { license_name: license.license_name } : {}), ...(license.license_link ? { license_link: license.license_link } : {}) }),
+    language: job.hub?.language ?? ["en"],
     pipeline_tag: "text-generation",
-    tags: [METHOD_TAGS[job.method.kind], "peftctl", ...(isPeft ? ["peft"] : [])],
+    tags: [METHOD_TAGS[job.method.kind], "peftctl", ...(isAdapter ? ["peft"] : []), ...(merged ? ["merged-adapter"] : [])],
     ...(datasets.length > 0 ? { datasets } : {}),
     ...(results.length > 0 ? { "model-index": [{ name: repoName, results }] } : {}),
   };
@@ -191,18 +302,20 @@ export function renderModelCard(input: { job: JobSpec; summary: EventsSummary; t
   const body = [
     `# ${repoName}`,
     "",
-    `${isPeft ? `A ${METHOD_NAMES[kind]} adapter` : "A fully fine-tuned model"} for \`${job.model.base}\`, trained by peftctl ` +
-      `(experiment \`${job.experiment}\`, run \`${job.run_id}\`).`,
+    `${merged ? `The base model with a ${METHOD_NAMES[kind]} adapter merged into its weights` : isPeft ? `A ${METHOD_NAMES[kind]} adapter` : "A fully fine-tuned model"} ` +
+      `for \`${baseId ?? (isBuiltinBase(job.model.base) ? job.model.base : "a local base model")}\`, trained by peftctl ` +
+      `(experiment \`${job.experiment}\`, run \`${job.run_id}\`)` +
+      `${merged ? "; a plain transformers model: loading it needs no peft and no base model." : "."}`,
     "",
     "## Base model",
     "",
-    builtin
-      ? `\`${job.model.base}\` is peftctl's built-in random-weight model, built by the training shim from a fixed config, a fixed seed and the tokenizer trained on the data (pushed here); it is not on the Hub, so this card has no \`base_model\`. The snippet below rebuilds it with the shim.`
-      : `[\`${job.model.base}\`](https://huggingface.co/${job.model.base})${job.model.revision ? ` at revision \`${job.model.revision}\`` : ""}.`,
+    baseModelText(job, baseId, merged),
+    "",
+    licenseText(license),
     "",
     "## How to load",
     "",
-    loadSnippet(job, target),
+    loadSnippet(job, target, merged),
     "",
     "## Training settings",
     "",
@@ -221,7 +334,7 @@ export function renderModelCard(input: { job: JobSpec; summary: EventsSummary; t
     "",
     "`peftctl/` holds the resolved job spec (`job.json`), the training environment (`env.json`), the data fingerprint " +
       "(`data-fingerprint.json`) and the events summary (`events-summary.json`): `peftctl run` on the same job and data " +
-      "retrains this adapter.",
+      `retrains this ${isAdapter ? "adapter" : "model"}${merged ? " (then `peftctl export --merge`)" : ""}.`,
     "",
   ].join("\n");
   return `---\n${stringify(metadata, { lineWidth: 0 })}---\n\n${body}`;

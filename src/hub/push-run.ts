@@ -82,6 +82,7 @@ export async function pushRun(runDir: string, options: PushOptions = {}): Promis
     if (hasRun(runDir)) runId = readJob(runDir).run_id;
     const plan = await planPush(runDir, { ...options, env });
     target = plan.target;
+    for (const note of plan.notes) logger.warn({ run_id: plan.runId }, note);
     token = resolveHubToken(env);
     if (!token) {
       throw new UserError("PEFTCTL_HUB_AUTH", `no Hugging Face token to push ${plan.experiment}/${plan.runId} to ${target.repo}`, [
@@ -148,7 +149,7 @@ export async function pushRun(runDir: string, options: PushOptions = {}): Promis
         branch: target.branch,
         // A retried commit whose first attempt landed fails on this instead of committing twice.
         parentCommit: head,
-        title: `peftctl: ${plan.experiment}/${plan.runId}`,
+        title: `peftctl: ${plan.experiment}/${plan.runId}${options.merged ? " (merged)" : ""}`,
         description: `Pushed by peftctl push: ${changed.map((file) => file.path).join(", ")}`,
         operations: changed.map((file) => ({ operation: "addOrUpdate" as const, path: file.path, content: file.content })),
         useXet: false,

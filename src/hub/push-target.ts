@@ -16,12 +16,15 @@ function runSuffix(job: Pick<JobSpec, "run_id" | "experiment">): string {
  * Which repo and branch one run goes to. From hub.repo, the layout decides: repo-per-run keeps the
  * repo for a single-run experiment and appends the run suffix for a sweep; branch-per-run keeps one
  * repo and gives every run its own branch. `repo` (--repo) is taken as is; `branch` (--branch) too.
+ * `merged` (push --merged) takes hub.repo with `-merged` appended as the repo the layout starts from.
  */
 export function resolvePushTarget(
   job: Pick<JobSpec, "run_id" | "experiment" | "sweep_values" | "hub">,
-  options: { repo?: string; branch?: string; private?: boolean; endpoint: string },
+  options: { repo?: string; branch?: string; private?: boolean; endpoint: string; merged?: boolean },
 ): PushTarget {
-  const base = options.repo ?? job.hub?.repo;
+  // A merged model is another model than the adapter: its own repo, beside the adapter's.
+  const configured = job.hub?.repo !== undefined && options.merged ? `${job.hub.repo}-merged` : job.hub?.repo;
+  const base = options.repo ?? configured;
   if (!base) {
     throw new UserError("PEFTCTL_USAGE", `run ${job.experiment}/${job.run_id} has no hub.repo in its config`, [
       "pass --repo org/name, or add `hub: { repo: org/name }` to the experiment config",

@@ -29,7 +29,8 @@ export type PushFile = {
   source: string;
 };
 
-export type PushPlan = { runId: string; experiment: string; target: PushTarget; files: PushFile[] };
+/** `notes`: what the card could not name (a license, a base model on the Hub), for the user. */
+export type PushPlan = { runId: string; experiment: string; target: PushTarget; files: PushFile[]; notes: string[] };
 
 export type PushOptions = {
   /** org/name instead of the run's hub.repo. */
@@ -37,6 +38,8 @@ export type PushOptions = {
   branch?: string;
   /** Overrides hub.private; only matters when the repo is created. */
   private?: boolean;
+  /** Push the adapter merged into the base (a plain transformers model) to `<repo>-merged` instead of the adapter. */
+  merged?: boolean;
   /** HF_TOKEN, HF_HOME, HF_ENDPOINT are read from here (default process.env). */
   env?: NodeJS.ProcessEnv;
   /** The transport under the retries (tests pass one that counts requests). */

@@ -11,12 +11,14 @@
  */
 import { closeSync, mkdirSync, openSync, readFileSync, watch, type FSWatcher } from "node:fs";
 import path from "node:path";
-import { execa } from "execa";
+import { execa, execaSync } from "execa";
+import type { JobSpec } from "../plan/jobspec.ts";
 import type { ShimEvent } from "../runs/events.ts";
 import { EventTail, fileSize } from "../runs/follow.ts";
 import { isSameProcessAlive, processStartTime, signalGroup } from "../runs/proc.ts";
 import { readJob, runFile, type RunRef, type RunStatus } from "../runs/store.ts";
 import { shimEnv, shimPython } from "../shim.ts";
+import { containerCommand, containerKillArgv, passedByName } from "./container.ts";
 import { simulatedGpuIds } from "./devices.ts";
 import type { Executor, JobHandle, JobResult, StartRequest } from "./executor.ts";
 
@@ -50,6 +52,21 @@ export function shimCommand(request: StartRequest, plannedMicroBatchSize: number
     return { file: python, args: [...launcher, "-m", "peftshim", ...jobArgs] };
   }
   return { file: python, args: ["-m", "peftshim", ...jobArgs] };
+}
+
+/** The job the task's shim reads: a generate task's own job.json (eval --set), else the run's. */
+function taskJob(request: StartRequest, runJob: JobSpec): JobSpec {
+  const task = request.task;
+  return task?.kind === "generate" && task.jobFile ? (JSON.parse(readFileSync(task.jobFile, "utf8")) as JobSpec) : runJob;
+}
+
+/**
+ * A SIGKILL cannot travel through an attached `docker run` (its --sig-proxy passes on what it can
+ * catch): the container is killed by its name too (container.ts). Best effort: one already gone is fine.
+ */
+function killContainer(job: JobSpec, signal: NodeJS.Signals, task: "train" | "generate", env: NodeJS.ProcessEnv): void {
+  const argv = signal === "SIGKILL" && job.resources.container ? containerKillArgv(job.resources.container, job.run_id, signal, task) : null;
+  if (argv) execaSync("docker", argv, { env, reject: false, timeout: 15_000, stdio: "ignore" });
 }
 
 /** Where an attempt's events and logs go: the run dir for training, the output dir of a generate task. */
@@ -89,9 +106,11 @@ export class LocalExecutor implements Executor {
   async collect(_run: RunRef): Promise<void> {}
 
   /** The recorded pid is trusted only with its start time, so a reused pid is never signalled. */
-  signalRecorded(_run: RunRef, status: RunStatus, signal: NodeJS.Signals): boolean {
+  signalRecorded(run: RunRef, status: RunStatus, signal: NodeJS.Signals): boolean {
     if (!status.pid || !isSameProcessAlive(status.pid, status.pid_start_time)) return false;
-    return signalGroup(status.pid, signal);
+    const sent = signalGroup(status.pid, signal);
+    killContainer(readJob(run.dir), signal, "train", this.env);
+    return sent;
   }
 
   async start(request: StartRequest): Promise<JobHandle> {
@@ -100,9 +119,26 @@ export class LocalExecutor implements Executor {
     const stderrFile = files.stderr;
     const stderrOffset = fileSize(stderrFile);
     const tail = new EventTail(files.events);
-    const { file, args } = shimCommand(request, readJob(dir).train.micro_batch_size, this.env);
-    const devices = request.task?.kind === "generate" ? request.devices.slice(0, 1) : request.devices;
+    const job = readJob(dir);
+    const taskKind = request.task?.kind ?? "train";
+    const devices = taskKind === "generate" ? request.devices.slice(0, 1) : request.devices;
     const onGpu = devices[0] !== "cpu";
+    const simulatedGpus = onGpu && simulatedGpuIds(this.env) !== undefined;
+    const command = shimCommand(request, job.train.micro_batch_size, this.env);
+    const container = job.resources.container;
+    // In a container the same command line runs inside the image (container.ts); its variables go in by name or value there.
+    const { file, args } = container
+      ? containerCommand({
+          command,
+          container,
+          job: taskJob(request, job),
+          task: taskKind,
+          gpus: { ids: onGpu ? devices : [] },
+          simulatedGpus,
+          env: { PEFTCTL_NPROC: String(request.processes), ...(simulatedGpus ? { PEFTSHIM_SIMULATED_GPUS: "1" } : {}) },
+          passEnv: passedByName(this.env),
+        })
+      : command;
     // File descriptors, not execa's { file } (which pipes through this process): the shim must keep
     // writing its logs after a kill -9 of the controller.
     const stdoutFd = openSync(files.stdout, "a");
@@ -114,7 +150,7 @@ export class LocalExecutor implements Executor {
         ...shimEnv(this.env),
         CUDA_VISIBLE_DEVICES: onGpu ? devices.join(",") : "",
         // GPU ids of PEFTCTL_FAKE_GPUS run on the CPU by design; on real ids the shim refuses a torch without CUDA.
-        PEFTSHIM_SIMULATED_GPUS: onGpu && simulatedGpuIds(this.env) !== undefined ? "1" : "",
+        PEFTSHIM_SIMULATED_GPUS: simulatedGpus ? "1" : "",
         PEFTCTL_NPROC: String(request.processes),
       },
       extendEnv: false,
@@ -178,6 +214,7 @@ export class LocalExecutor implements Executor {
       onEvent: (listener) => listeners.push(listener),
       signal: (signal) => {
         if (pid) signalGroup(pid, signal);
+        killContainer(job, signal, taskKind, this.env);
       },
       wait: () => done,
     };

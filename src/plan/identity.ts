@@ -21,9 +21,10 @@ export const RUN_ID_SECTIONS = ["checkpoint", "data", "eval", "experiment", "hub
 export const FINGERPRINT_SECTIONS = ["data", "method", "model", "train"] as const;
 /**
  * Top-level fields in neither: they name, place or label the run, or version the file. `report` (the
- * table label) is refreshed in an existing run's job.json when the config changes it (src/runs/prepare.ts).
+ * table label) and `logging` (the experiment trackers, which see the training but change nothing in it)
+ * are refreshed in an existing run's job.json when the config changes them (src/runs/prepare.ts).
  */
-export const UNHASHED_FIELDS = ["schema_version", "run_id", "run_dir", "sweep_values", "fingerprints", "report"] as const;
+export const UNHASHED_FIELDS = ["schema_version", "run_id", "run_dir", "sweep_values", "fingerprints", "report", "logging"] as const;
 /** Fields that follow from hashed ones (batch_size / micro_batch_size), left out so each thing is hashed once. */
 export const DERIVED_FIELDS: Readonly<Partial<Record<JobSection, readonly string[]>>> = { train: ["micro_batches_per_step"] };
 /**
@@ -35,7 +36,23 @@ const DECODING_SETTINGS = ["do_sample", "temperature", "top_p", "top_k", "num_be
 const generateDefaults = EvalSchema.shape.generate.parse(undefined);
 export const LATER_FIELDS: Readonly<Partial<Record<JobSection, Readonly<Record<string, unknown>>>>> = {
   train: { compile: false },
+  // The data sources of issue 13 (a `datasets` split, column names, a chat template, a system prompt): absent before, hashed only when set.
+  data: { source: undefined, columns: undefined, chat_template: undefined, system_prompt: undefined },
+  // Absent (no quantization) before QLoRA came, so hashed only when set.
+  model: { quantization: undefined },
+  // Absent before containers came (issue 13): an image counts only where one is set.
+  resources: { container: undefined },
   eval: Object.fromEntries(DECODING_SETTINGS.map((key) => [`generate.${key}`, generateDefaults[key]])),
+  // The model card's fields of issue 13: absent before, hashed only when set away from the default.
+  hub: { base_model: undefined, language: ["en"] },
+};
+/**
+ * Fields whose default was removed, with that default: a job without them is hashed as if it held it,
+ * as every earlier job did, so their ids stay. hub.license defaulted to apache-2.0 until the model card
+ * took the base model's license (src/hub/model-card.ts).
+ */
+export const FORMER_DEFAULTS: Readonly<Partial<Record<JobSection, Readonly<Record<string, unknown>>>>> = {
+  hub: { license: "apache-2.0" },
 };
 
 type HashedSection = (typeof RUN_ID_SECTIONS)[number];
@@ -48,14 +65,17 @@ type HashedSection = (typeof RUN_ID_SECTIONS)[number];
 export function hashedSection(name: JobSection, value: unknown, pathRoot: string | undefined): string {
   if (value === undefined || value === null) return "null";
   if (name === "model") {
-    const model = value as { base: string };
+    const model = { ...(value as { base: string }) } as Record<string, unknown> & { base: string };
+    for (const [dotted, implicit] of Object.entries(LATER_FIELDS.model ?? {})) dropWhenEqual(model, dotted.split("."), implicit);
     return canonicalJson({ ...model, base: portablePath(model.base, pathRoot) });
   }
   const paths = FILE_PATH_KEYS.filter((keys) => keys[0] === name).map((keys) => keys.slice(1));
   const derived = DERIVED_FIELDS[name] ?? [];
   const later = Object.entries(LATER_FIELDS[name] ?? {});
-  if (paths.length === 0 && derived.length === 0 && later.length === 0) return canonicalJson(value);
+  const former = Object.entries(FORMER_DEFAULTS[name] ?? {});
+  if (paths.length === 0 && derived.length === 0 && later.length === 0 && former.length === 0) return canonicalJson(value);
   const kept = structuredClone(value) as Record<string, unknown>;
+  for (const [key, implicit] of former) if (kept[key] === undefined) kept[key] = implicit;
   for (const keys of paths) portablePathAt(kept, keys, pathRoot);
   for (const key of derived) delete kept[key];
   for (const [dotted, implicit] of later) dropWhenEqual(kept, dotted.split("."), implicit);

@@ -10,6 +10,7 @@ import type { Experiment } from "../config/schema.ts";
 import { describePoint, pointResolver, type JobConfig, type ResolvedSection, type SweepPoint } from "../config/sweep-points.ts";
 import { hashedSection, jobIdentity } from "./identity.ts";
 import { JOB_SCHEMA_VERSION, type JobSpec } from "./jobspec.ts";
+import { BUILTIN_ARCHITECTURES, type Architecture } from "./architectures.ts";
 import { GIB, estimateMemory, type MemoryEstimate } from "./memory.ts";
 import { RUN_HASH_LENGTH, runId, sweepSlugger } from "./runid.ts";
 import { expandSweep, type SweepWarning } from "../config/sweep.ts";
@@ -29,7 +30,39 @@ export type PlanOptions = {
    * file name is hashed.
    */
   pathRoot?: string;
+  /**
+   * The base models' shapes by modelKey(model), as read from their config.json (src/models reads them
+   * for planConfig; plannedModels lists the ones a plan needs). Built-in models need no entry; any
+   * other model without one is estimated as "?".
+   */
+  architectures?: ReadonlyMap<string, ArchitectureLookup>;
 };
+
+/** A base model's shape, or why there is none (shown with the "?" of its estimate). */
+export type ArchitectureLookup = { architecture: Architecture; source: string } | { architecture: null; reason: string };
+
+/** The key of a base model in PlanOptions.architectures: its base and revision. */
+export function modelKey(model: Pick<Experiment["model"], "base" | "revision">): string {
+  return `${model.base}\u0000${model.revision ?? ""}`;
+}
+
+/** The distinct base models (base and revision) the experiment's jobs use, sweep included. */
+export function plannedModels(experiment: Experiment): Experiment["model"][] {
+  const { sweep: _sweep, extends: _extends, $schema: _schema, description: _description, ...config } = experiment;
+  const resolvePoint = pointResolver(config);
+  const models = new Map<string, Experiment["model"]>();
+  for (const values of expandSweep(experiment.sweep).points) {
+    const point = resolvePoint(values);
+    if (point.ok && !models.has(modelKey(point.config.model))) models.set(modelKey(point.config.model), point.config.model);
+  }
+  return [...models.values()];
+}
+
+function lookupIn(architectures: PlanOptions["architectures"], model: Experiment["model"]): ArchitectureLookup {
+  const builtin = BUILTIN_ARCHITECTURES[model.base];
+  if (builtin !== undefined) return { architecture: builtin, source: "built-in" };
+  return architectures?.get(modelKey(model)) ?? { architecture: null, reason: `no config.json of ${model.base} was read` };
+}
 
 export type JobEstimate = MemoryEstimate & { trainTokens: number | null; trainTokensKind: TokenEstimate["kind"] };
 export type PlannedJob = { spec: JobSpec; estimate: JobEstimate };
@@ -66,10 +99,10 @@ export function planExperiment(experiment: Experiment, options: PlanOptions): Pl
   if (firstDuplicate !== undefined) warnings.push(duplicateWarning(experiment, duplicates, resolved.length, firstDuplicate));
 
   const ids = assignRunIds(experiment.name, resolved, Object.keys(experiment.sweep?.parameters ?? {}));
-  const estimateOf = memoizedEstimates(options.dataSummary);
+  const estimateOf = memoizedEstimates(options.dataSummary, options.architectures);
   const jobs = resolved.map((job, index): PlannedJob => {
     const run_id = ids[index]!;
-    const { model, method, data, eval: evaluation, checkpoint, resources, hub, report } = job.config;
+    const { model, method, data, eval: evaluation, checkpoint, resources, hub, report, logging } = job.config;
     const spec: JobSpec = {
       schema_version: JOB_SCHEMA_VERSION,
       run_id,
@@ -85,11 +118,12 @@ export function planExperiment(experiment: Experiment, options: PlanOptions): Pl
       resources,
       ...(hub === undefined ? {} : { hub }),
       ...(report === undefined ? {} : { report }),
+      ...(logging === undefined ? {} : { logging }),
       fingerprints: { job: job.fingerprint },
     };
     return { spec, estimate: estimateOf(job.config) };
   });
-  warnings.push(...estimateWarnings(jobs, Object.keys(experiment.sweep?.parameters ?? {})));
+  warnings.push(...estimateWarnings(jobs, Object.keys(experiment.sweep?.parameters ?? {}), options.architectures));
   return { experiment: experiment.name, jobs, warnings };
 }
 
@@ -97,7 +131,7 @@ export function planExperiment(experiment: Experiment, options: PlanOptions): Pl
  * The memory estimate depends on a few fields only, and jobs of one plan share their section objects
  * (see pointResolver), so each distinct combination is estimated once; the token estimate is cheap.
  */
-function memoizedEstimates(dataSummary: DataSummary | null | undefined): (config: JobConfig) => JobEstimate {
+function memoizedEstimates(dataSummary: DataSummary | null | undefined, architectures: PlanOptions["architectures"]): (config: JobConfig) => JobEstimate {
   const ids = new WeakMap<object, number>();
   let next = 0;
   const objectId = (value: object): number => {
@@ -114,7 +148,7 @@ function memoizedEstimates(dataSummary: DataSummary | null | undefined): (config
     const key = `${objectId(model)},${objectId(method)},${data.max_length},${train.micro_batch_size},${train.gradient_checkpointing},${resources.gpus}`;
     let estimate = memory.get(key);
     if (estimate === undefined) {
-      estimate = estimateMemory(config);
+      estimate = estimateMemory(config, lookupIn(architectures, model).architecture);
       memory.set(key, estimate);
     }
     const tokens = estimateTrainTokens(config, dataSummary);
@@ -212,13 +246,15 @@ function duplicateWarning(experiment: Experiment, duplicates: number, distinct: 
   return { path: ["sweep", "parameters"], message: `${counts} (${describePoint(later)} is the same job as ${describePoint(earlier)})` };
 }
 
-function estimateWarnings(jobs: PlannedJob[], sweptKeys: readonly string[]): PlanWarning[] {
+function estimateWarnings(jobs: PlannedJob[], sweptKeys: readonly string[], architectures: PlanOptions["architectures"]): PlanWarning[] {
   const warnings: PlanWarning[] = [];
   // A field the sweep varies is positioned at the sweep, where its values are.
   const at = (field: string) => (sweptKeys.includes(field) ? ["sweep", "parameters", field] : field.split("."));
-  const unknownModels = new Set(jobs.filter((job) => job.estimate.peakBytes === null).map((job) => job.spec.model.base));
-  for (const base of unknownModels) {
-    warnings.push({ path: at("model.base"), message: `${base} is not in the table of known architectures (src/plan/architectures.ts): its memory estimate is shown as "?"` });
+  const unknownModels = new Map(jobs.filter((job) => job.estimate.peakBytes === null).map((job) => [modelKey(job.spec.model), job.spec.model]));
+  for (const model of unknownModels.values()) {
+    const lookup = lookupIn(architectures, model);
+    const reason = lookup.architecture === null ? lookup.reason : "its shape is unknown";
+    warnings.push({ path: at("model.base"), message: `memory estimate of ${model.base} shown as "?": ${reason}` });
   }
   for (const note of new Set(jobs.flatMap((job) => job.estimate.notes))) warnings.push({ path: at("method.target_modules"), message: `memory estimate: ${note}` });
 

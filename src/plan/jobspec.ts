@@ -13,6 +13,7 @@ import {
   DataSchema,
   EvalSchema,
   ReportSchema,
+  LoggingSchema,
   ExperimentSchema,
   HubSchema,
   MethodSchema,
@@ -47,6 +48,7 @@ export const JobSpecSchema = z
     resources: ResourcesSchema,
     hub: HubSchema.optional(),
     report: ReportSchema.optional(),
+    logging: LoggingSchema.optional(),
     fingerprints: z
       .strictObject({ job: z.string().regex(/^[0-9a-f]{64}$/).describe("sha256 (hex) of what changes the trained weights: model, method, data, train.") })
       .describe("Fingerprints the shim checks before resuming a checkpoint."),

@@ -41,9 +41,21 @@
  * checkpointing, 50.9 GiB LLaMA-Adapter. The LoRA r16 all-linear OOM at 80 GB was not used.
  * Not modelled: CUDA context and allocator fragmentation (the reference peaks are max_memory_allocated),
  * DoRA's per-step weight norm, DDP gradient buckets (small for PEFT).
+ *
+ * Quantized base models (model.quantization, QLoRA): the decoder blocks' linear weights are stored
+ * at bits/8 bytes per parameter plus bitsandbytes' quantization constants: 4-bit keeps one fp32
+ * absmax per block of 64 weights (4/64 byte per weight), or with double quantization an 8-bit absmax
+ * per block and one fp32 constant per 256 blocks (1/64 + 4/(64 x 256)); 8-bit (LLM.int8) keeps one fp32
+ * scale per output row. Everything else (embeddings, head, norms, biases) is fp32, and so are the
+ * activations and logits: peft's prepare_model_for_kbit_training casts every parameter that is not
+ * 4-bit to fp32, so the embedding output, the residual stream and each 4-bit layer's output (bitsandbytes
+ * casts it back to its input's dtype) are fp32; the compute dtype lives only inside each 4-bit matmul,
+ * which keeps nothing for backward (its weight is frozen). No GPU measurement of a QLoRA job anchors
+ * this term (the reference peaks are all unquantized); the GPU test in python/tests/test_quantization.py
+ * measures a quantized model's weights where a GPU is lent.
  */
 import type { Experiment } from "../config/schema.ts";
-import { blockLinears, lookupArchitecture, totalParameters, type Architecture } from "./architectures.ts";
+import { blockLinears, totalParameters, type Architecture } from "./architectures.ts";
 
 export const GIB = 2 ** 30;
 
@@ -169,18 +181,41 @@ function frozenBlockBytes(arch: Architecture, e: number, attn: Experiment["model
   return 2 * e * d + attention + scores + 2 * d + 4 * e * I;
 }
 
-export function estimateMemory(input: EstimateInput): MemoryEstimate {
-  const arch = lookupArchitecture(input.model.base);
-  if (arch === undefined) return { peakBytes: null, breakdown: null, params: null, notes: [] };
-  const e = dtypeBytes(input);
+/** Bytes per weight of a quantized linear (see the file comment), for one of in_features inputs. */
+export function quantizedBytesPerWeight(quantization: NonNullable<Experiment["model"]["quantization"]>, inFeatures: number): number {
+  if (quantization.bits === 8) return 1 + FP32 / inFeatures;
+  const block = 64;
+  const constants = quantization.double_quant ? 1 / block + FP32 / (block * 256) : FP32 / block;
+  return 0.5 + constants;
+}
+
+/** The base weights' bytes: the blocks' linears quantized when model.quantization says so, the rest fp32. */
+function weightBytes(arch: Architecture, input: EstimateInput, e: number): number {
+  const total = totalParameters(arch);
+  const quantization = input.model.quantization;
+  if (quantization === undefined) return total * e;
+  let quantized = 0;
+  let quantizedBytes = 0;
+  for (const { inFeatures, outFeatures } of Object.values(blockLinears(arch)).flat()) {
+    quantized += inFeatures * outFeatures * arch.layers;
+    quantizedBytes += inFeatures * outFeatures * arch.layers * quantizedBytesPerWeight(quantization, inFeatures);
+  }
+  return quantizedBytes + (total - quantized) * FP32;
+}
+
+/** `arch`: the base model's shape (from its config.json, or a built-in's); null when unknown. */
+export function estimateMemory(input: EstimateInput, arch: Architecture | null): MemoryEstimate {
+  if (arch === null) return { peakBytes: null, breakdown: null, params: null, notes: [] };
+  // Quantized: activations in fp32 (see the file comment).
+  const e = input.model.quantization === undefined ? dtypeBytes(input) : FP32;
   const total = totalParameters(arch);
   const shape = methodShape(arch, input.method, e);
   const sequence = input.data.max_length + shape.extraSequence;
   const tokens = input.train.micro_batch_size * sequence;
   const isFull = input.method.kind === "full";
 
-  const weights = total * e;
-  const trainableState = isFull ? total * 3 * e : shape.trainable * ADAPTER_STATE_BYTES_PER_PARAM;
+  const weights = weightBytes(arch, input, e);
+  const trainableState = isFull ? total * 3 * dtypeBytes(input) : shape.trainable * ADAPTER_STATE_BYTES_PER_PARAM;
 
   const layerBytes = frozenBlockBytes(arch, e, input.model.attn, sequence) + shape.extraPerLayer;
   // The final norm's input (fp32 upcast for RMSNorm) and, when the head trains, its input.

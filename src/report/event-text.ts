@@ -20,6 +20,8 @@ export function eventText(event: ShimEvent): string {
       return `done at step ${event.step}: ${Object.entries(event.metrics).map(([k, v]) => `${k}=${v}`).join(" ")}; adapter ${event.adapter_path}`;
     case "error":
       return `error (${event.kind}${event.retryable ? ", retryable" : ""}): ${event.message}`;
+    case "warning":
+      return `warning (${event.source}): ${event.message}`;
   }
 }
 

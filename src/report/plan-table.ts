@@ -8,7 +8,8 @@ import { renderTable } from "./format.ts";
 export const COLUMN_NOTES = [
   "micro x accum: examples (or packed rows) per forward pass per GPU x gradient accumulation steps",
   "peak GiB: estimated peak GPU memory per GPU (weights, trainable parameters with grads and AdamW state,",
-  "  activations for micro-batch x max_length, logits); '!' above resources.gpu_memory_gb, '?' for an unknown model",
+  "  activations for micro-batch x max_length, logits; from the model's config.json); '!' above",
+  "  resources.gpu_memory_gb, '?' where no config.json of the model could be read (a warning says why)",
   "train tokens: estimated tokens trained on over the whole run (epochs x train examples x mean length,",
   "  ~4 characters per token, capped at max_length); with train.max_steps, max_steps x batch_size x max_length;",
   "  '<=' an upper bound (no data file to measure), '?' unknown",

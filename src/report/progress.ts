@@ -60,7 +60,7 @@ export class ProgressView {
           this.print(this.jobLine(run));
         }
       }
-    } else if (event.type === "eval" || event.type === "error" || (event.type === "start" && event.resumed_from_step !== null)) {
+    } else if (event.type === "eval" || event.type === "error" || event.type === "warning" || (event.type === "start" && event.resumed_from_step !== null)) {
       // A fresh start needs no line of its own: the state change to running says it.
       this.print(`${run.runId}: ${eventText(event)}`);
     }

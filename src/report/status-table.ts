@@ -11,7 +11,7 @@ export function statusRows(runs: readonly RunRef[], now = Date.now()): StatusRow
     const status = readStatus(run.dir);
     const start = status.started_at ? Date.parse(status.started_at) : null;
     const end = status.state === "running" ? now : status.ended_at ? Date.parse(status.ended_at) : now;
-    return { ...status, dir: run.dir, elapsed_s: start === null ? null : (end - start) / 1000 };
+    return Object.assign(status, { dir: run.dir, elapsed_s: start === null ? null : (end - start) / 1000 }); // status is this row's own copy
   });
 }
 

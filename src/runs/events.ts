@@ -93,6 +93,14 @@ export const ErrorEvent = z.object({
   retryable: z.boolean(),
 });
 
+/** Something that went wrong without failing the run (an experiment tracker switched off, trackers.py). */
+export const WarningEvent = z.object({
+  ...base,
+  type: z.literal("warning"),
+  source: z.string().describe("what warns: tensorboard, wandb, mlflow"),
+  message: z.string(),
+});
+
 export const ShimEvent = z.discriminatedUnion("type", [
   StartEvent,
   DataEvent,
@@ -102,6 +110,7 @@ export const ShimEvent = z.discriminatedUnion("type", [
   InterruptedEvent,
   DoneEvent,
   ErrorEvent,
+  WarningEvent,
 ]);
 
 export type ShimEvent = z.infer<typeof ShimEvent>;

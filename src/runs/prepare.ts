@@ -21,8 +21,10 @@ function prepareRun(spec: JobSpec, snapshotYaml: string): RunRef {
         "run ids include a hash of the job, so this means the run dir was edited or copied by hand; move it away and run again",
       ]);
     }
-    // The table label changes no run id (identity.ts): the config's current one is the run's.
-    if (canonicalJson(existing.report ?? null) !== canonicalJson(spec.report ?? null)) writeJob(dir, withReport(existing, spec.report));
+    // The table label and the trackers change no run id (identity.ts): the config's current ones are the
+    // run's, so a tracker added to the config logs the run's next attempt.
+    const refreshed = withUnhashed(withUnhashed(existing, "report", spec.report), "logging", spec.logging);
+    if (refreshed !== existing) writeJob(dir, refreshed);
     if (!existsSync(runFile(dir, "status"))) writeStatus(dir, initialStatus(spec));
     return ref;
   }
@@ -33,9 +35,11 @@ function prepareRun(spec: JobSpec, snapshotYaml: string): RunRef {
   return ref;
 }
 
-function withReport(job: JobSpec, report: JobSpec["report"]): JobSpec {
-  const { report: _old, ...rest } = job;
-  return report === undefined ? rest : { ...rest, report };
+/** `job` with its unhashed `field` set to `value` (removed when undefined); `job` itself when it has it already. */
+function withUnhashed<K extends "report" | "logging">(job: JobSpec, field: K, value: JobSpec[K]): JobSpec {
+  if (canonicalJson(job[field] ?? null) === canonicalJson(value ?? null)) return job;
+  const { [field]: _old, ...rest } = job;
+  return (value === undefined ? rest : { ...rest, [field]: value }) as JobSpec;
 }
 
 export function prepareRuns(specs: readonly JobSpec[], snapshotYaml: string): RunRef[] {

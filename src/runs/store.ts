@@ -5,7 +5,7 @@
  * The files are the source of truth: every status change is written atomically (temp file, fsync,
  * rename), so a controller killed at any moment leaves either the old or the new status, never half.
  */
-import { appendFileSync, closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, statSync, writeSync } from "node:fs";
+import { appendFileSync, closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { UserError } from "../errors.ts";
@@ -22,6 +22,7 @@ export const RUN_FILES = {
   env: "env.json",
   metrics: "metrics.json",
   lock: ".lock",
+  statusLock: ".status.lock",
   checkpoints: "checkpoints",
   adapter: "adapter",
 } as const;
@@ -167,6 +168,9 @@ function readJson<T>(file: string): T {
   return JSON.parse(readFileSync(file, "utf8")) as T;
 }
 
+/** os.hostname() once per process: readStatus builds a default status for each of up to 10,000 runs. */
+let controllerHost: string | undefined;
+
 export function initialStatus(job: Pick<JobSpec, "run_id" | "experiment">): RunStatus {
   const now = nowIso();
   return {
@@ -175,7 +179,7 @@ export function initialStatus(job: Pick<JobSpec, "run_id" | "experiment">): RunS
     experiment: job.experiment,
     state: "queued",
     attempts: 0,
-    host: os.hostname(),
+    host: (controllerHost ??= os.hostname()),
     pid: null,
     pid_start_time: null,
     devices: [],
@@ -214,11 +218,17 @@ export function writeJob(dir: string, job: JobSpec): void {
 /** The run's status; a run dir without status.json (prepared but never written) reads as queued. */
 export function readStatus(dir: string): RunStatus {
   const file = runFile(dir, "status");
-  if (!existsSync(file)) return initialStatus(readJob(dir));
-  const stored = readJson<Partial<RunStatus>>(file);
+  // Read first and take a missing file from the error: `status` reads 10,000 of these, an existsSync each cost 10% of it.
+  let stored: Partial<RunStatus>;
+  try {
+    stored = readJson<Partial<RunStatus>>(file);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "ENOENT") return initialStatus(readJob(dir));
+    throw error;
+  }
   // Every status write carries the run's identity; job.json is read only for a status.json without it.
   const identity = stored.run_id && stored.experiment ? { run_id: stored.run_id, experiment: stored.experiment } : readJob(dir);
-  return { ...initialStatus(identity), ...stored } as RunStatus;
+  return Object.assign(initialStatus(identity), stored);
 }
 
 export function writeStatus(dir: string, status: RunStatus): RunStatus {
@@ -229,11 +239,50 @@ export function writeStatus(dir: string, status: RunStatus): RunStatus {
 
 /**
  * Read-modify-write of status.json. `change` gets the current status and returns the fields to change.
- * Atomic on disk; callers that may race (the controller and `peftctl push`) only touch their own fields.
+ * Several processes update one run (its controller on every event, `peftctl stop`, `peftctl push`), so
+ * the read and the write happen under the run's status lock: without it a stop written between the
+ * controller's read and its write was lost.
  */
 export function updateStatus(dir: string, change: (current: RunStatus) => Partial<RunStatus>): RunStatus {
-  const current = readStatus(dir);
-  return writeStatus(dir, { ...current, ...change(current) });
+  return withStatusLock(dir, () => {
+    const current = readStatus(dir);
+    return writeStatus(dir, { ...current, ...change(current) });
+  });
+}
+
+/** A holder that kept the status lock this long died while holding it (an update takes milliseconds). */
+const STATUS_LOCK_STALE_MS = 10_000;
+const pause = new Int32Array(new SharedArrayBuffer(4));
+
+/**
+ * The status lock is a file created with O_EXCL, removed after the update. Synchronous like every store
+ * operation; waiters poll every 2 ms. A lock older than STATUS_LOCK_STALE_MS is taken over.
+ */
+function withStatusLock<T>(dir: string, critical: () => T): T {
+  const file = runFile(dir, "statusLock");
+  for (;;) {
+    try {
+      closeSync(openSync(file, "wx"));
+      break;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
+      if (lockAgeMs(file) > STATUS_LOCK_STALE_MS) rmSync(file, { force: true });
+      else Atomics.wait(pause, 0, 0, 2);
+    }
+  }
+  try {
+    return critical();
+  } finally {
+    rmSync(file, { force: true });
+  }
+}
+
+function lockAgeMs(file: string): number {
+  try {
+    return Date.now() - statSync(file).mtimeMs;
+  } catch {
+    return 0; // released meanwhile: try again at once
+  }
 }
 
 /** Appends one event to a run dir's events.jsonl: for a shim on another host, whose events stream back here. */
@@ -275,14 +324,23 @@ export function listExperiments(runsDir: string): string[] {
 export function listRuns(runsDir: string, experiment: string): RunRef[] {
   const experimentDir = path.join(runsDir, experiment);
   if (!isDirectory(experimentDir)) return [];
-  return readdirSync(experimentDir)
-    .filter((runId) => !runId.startsWith(".") && hasRun(path.join(experimentDir, runId)))
-    .sort()
-    .map((runId) => ({ experiment, runId, dir: path.join(experimentDir, runId) }));
+  const runs: RunRef[] = [];
+  for (const runId of readdirSync(experimentDir).sort()) {
+    if (runId.startsWith(".")) continue;
+    // An entry's name holds no separator, so this is path.join's result without its normalizing: `status` lists 10,000.
+    const dir = `${experimentDir}${path.sep}${runId}`;
+    if (existsSync(`${dir}${path.sep}${RUN_FILES.job}`)) runs.push({ experiment, runId, dir });
+  }
+  return runs;
 }
 
+/** Every run, each experiment dir listed once (listExperiments would list each a second time to drop the empty ones). */
 export function allRuns(runsDir: string): RunRef[] {
-  return listExperiments(runsDir).flatMap((experiment) => listRuns(runsDir, experiment));
+  if (!isDirectory(runsDir)) return [];
+  return readdirSync(runsDir)
+    .filter((name) => !name.startsWith("."))
+    .sort()
+    .flatMap((experiment) => listRuns(runsDir, experiment));
 }
 
 /**

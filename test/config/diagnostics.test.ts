@@ -75,7 +75,7 @@ describe("schema errors", () => {
       expect.stringMatching(/^<dir>\/a\.yaml:2:1: model\.base: missing required key `base`/),
       "<dir>/a.yaml:3:3: model.bas: unknown key `bas` (did you mean `base`?)",
       "<dir>/a.yaml:6:6: method.r: must be > 0, got number 0",
-      '<dir>/a.yaml:8:11: data.format: must be one of extes, esconv, chat, alpaca; got the text "txt"',
+      '<dir>/a.yaml:8:11: data.format: must be one of extes, esconv, chat, alpaca, sharegpt; got the text "txt"',
     ]);
   });
 });

@@ -21,9 +21,12 @@ export async function writeTree(files: Record<string, string | Uint8Array>): Pro
   return dir;
 }
 
-/** A temp tree with an (empty) data.json next to the configs, so that data.path warnings stay out of the way. */
+/** One ExTES dialogue: a data file `validate`'s check of the first records passes. */
+export const ONE_DIALOGUE = JSON.stringify([{ scene: "Work", description: "Deadlines.", content: [{ User: "I am tired." }, { AI: "That sounds hard.", "AI Strategy": "Empathetic Statements" }] }]);
+
+/** A temp tree with a one-dialogue data.json next to the configs, so that data.path problems stay out of the way. */
 export function fixture(files: Record<string, string | Uint8Array>): Promise<string> {
-  return writeTree({ "data.json": "[]", ...files });
+  return writeTree({ "data.json": ONE_DIALOGUE, ...files });
 }
 
 /** Every diagnostic of `dir/file`, formatted, with the temp directory shown as `<dir>`. */

@@ -15,7 +15,7 @@ import { HubEmulator } from "./emulator.ts";
 import { makeRunDir, type SavedAdapter } from "./fixture.ts";
 
 const TOKEN = "hf_peftctlTestWriteToken0123456789abcd";
-const HUB: Omit<NonNullable<JobSpec["hub"]>, "repo"> = { private: true, layout: "repo-per-run", auto_push: true, license: "apache-2.0", datasets: [] };
+const HUB: Omit<NonNullable<JobSpec["hub"]>, "repo"> = { private: true, layout: "repo-per-run", auto_push: true, license: "apache-2.0", language: ["en"], datasets: [] };
 
 let root: string;
 let hub: HubEmulator;

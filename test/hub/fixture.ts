@@ -67,7 +67,7 @@ export function fixtureJob(runDir: string, overrides: Partial<JobSpec> = {}): Jo
     eval: { every_steps: 10, generate: { max_new_tokens: 24, samples: 4, do_sample: false, temperature: 1, top_p: 1, top_k: 50, num_beams: 1, min_new_tokens: 0, no_repeat_ngram_size: 0, repetition_penalty: 1, seed: 0, batch_size: 8 } },
     checkpoint: { every_steps: 10, keep_last: 2, keep_adapters: "best" },
     resources: { executor: "local", gpus: 0, gpu_memory_gb: 80, retries: 2 },
-    hub: { repo: "peft-org/smoke-lora", private: true, layout: "repo-per-run", auto_push: true, license: "apache-2.0", datasets: [] },
+    hub: { repo: "peft-org/smoke-lora", private: true, layout: "repo-per-run", auto_push: true, license: "apache-2.0", language: ["en"], datasets: [] },
     fingerprints: { job: "f".repeat(64) },
     ...overrides,
   };

@@ -1,10 +1,11 @@
-import { mkdirSync, mkdtempSync, rmSync, utimesSync, writeFileSync } from "node:fs";
+import { cpSync, mkdirSync, mkdtempSync, rmSync, utimesSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { parse } from "yaml";
 import { afterAll, describe, expect, it } from "vitest";
 import type { MetricsReport } from "../../src/runs/eval-metrics.ts";
-import { renderModelCard } from "../../src/hub/model-card.ts";
+import { readBaseModelCard } from "../../src/hub/base-model-card.ts";
+import { cardNotes, renderModelCard } from "../../src/hub/model-card.ts";
 import { planPush } from "../../src/hub/plan-push.ts";
 import { summarizeEvents } from "../../src/hub/summarize-events.ts";
 import { resolvePushTarget } from "../../src/hub/push-target.ts";
@@ -49,12 +50,14 @@ describe("renderModelCard", () => {
     const job = fixtureJob("/runs/exp/r", {
       model: { base: "huggyllama/llama-7b", dtype: "bfloat16", attn: "sdpa", trust_remote_code: false },
       method: { kind: "adapter", adapter_len: 10, adapter_layers: 30 },
-      hub: { repo: "org/extes-lora", private: true, layout: "repo-per-run", auto_push: true, license: "mit", datasets: ["org/extes"] },
+      hub: { repo: "org/extes-lora", private: true, layout: "repo-per-run", auto_push: true, license: "mit", language: ["en"], datasets: ["org/extes"] },
       sweep_values: { "train.lr": 0.009 },
     });
     const card = renderModelCard({ job, summary, target });
     const meta = frontMatter(card);
-    expect(meta).toMatchObject({ base_model: "huggyllama/llama-7b", library_name: "peft", license: "mit", pipeline_tag: "text-generation", datasets: ["org/extes"] });
+    // LLaMA's license wins over hub.license: an adapter of LLaMA is bound by Meta's terms
+    expect(meta).toMatchObject({ base_model: "huggyllama/llama-7b", base_model_relation: "adapter", library_name: "peft", license: "other", license_name: "llama-license", language: ["en"], pipeline_tag: "text-generation", datasets: ["org/extes"] });
+    expect(meta.license_link).toMatch(/^https:\/\/github\.com\/facebookresearch\/llama\//);
     expect(meta.tags).toEqual(expect.arrayContaining(["llama-adapter", "peftctl"]));
     const results = (meta["model-index"] as Array<{ name: string; results: Array<{ metrics: Array<{ type: string; value: number }> }> }>)[0]!;
     expect(results.name).toBe("extes-lora");
@@ -136,7 +139,7 @@ describe("the model card's test metrics", () => {
   }
 
   it("adds the test split's metrics x100 (2 digits) to the model-index and a table to the body", () => {
-    const job = fixtureJob("/runs/exp/r", { hub: { repo: "org/extes-lora", private: true, layout: "repo-per-run", auto_push: true, license: "mit", datasets: [] } });
+    const job = fixtureJob("/runs/exp/r", { hub: { repo: "org/extes-lora", private: true, layout: "repo-per-run", auto_push: true, license: "mit", language: ["en"], datasets: [] } });
     const card = renderModelCard({ job, summary, target, testMetrics: report({ vector_extrema: 0.456789 }) });
     const index = frontMatter(card)["model-index"] as ModelIndex;
     expect(index).toHaveLength(1);
@@ -216,5 +219,133 @@ describe("resolvePushTarget", () => {
     expect(() => resolvePushTarget({ ...job, hub: undefined }, { endpoint })).toThrow(/no hub.repo.*/);
     expect(() => resolvePushTarget(job, { endpoint, repo: "no-slash" })).toThrow(/expected org\/name/);
     expect(() => resolvePushTarget(job, { endpoint, branch: "a..b" })).toThrow(/not a valid branch/);
+  });
+});
+
+describe("the model card's license, base model and language (issue 13)", () => {
+  const target = { repo: "org/extes-lora", branch: "main", private: true, endpoint: "https://huggingface.co" };
+  const summary = summarizeEvents([progress(10, 4)]);
+  const hub = { repo: "org/extes-lora", private: true, layout: "repo-per-run" as const, auto_push: true, language: ["en"], datasets: [] };
+  const roots: string[] = [];
+  afterAll(() => {
+    for (const root of roots) rmSync(root, { recursive: true, force: true });
+  });
+  function temp(): string {
+    const root = mkdtempSync(path.join(os.tmpdir(), "peftctl-base-card-"));
+    roots.push(root);
+    return root;
+  }
+  const withBase = (base: string, hubFields: Record<string, unknown> = {}, revision?: string) =>
+    fixtureJob("/runs/exp/r", { model: { base, dtype: "bfloat16", attn: "sdpa", trust_remote_code: false, ...(revision ? { revision } : {}) }, hub: { ...hub, ...hubFields } });
+  const metaOf = (job: ReturnType<typeof fixtureJob>, options: Partial<Parameters<typeof renderModelCard>[0]> = {}) =>
+    frontMatter(renderModelCard({ job, summary, target, ...options }));
+
+  /** A HF cache holding `id` at refs/main with this README.md, as huggingface_hub lays it out. */
+  function hfCache(id: string, readme: string): string {
+    const cache = temp();
+    const repo = path.join(cache, `models--${id.replace("/", "--")}`);
+    const commit = "c".repeat(40);
+    mkdirSync(path.join(repo, "refs"), { recursive: true });
+    writeFileSync(path.join(repo, "refs", "main"), commit);
+    mkdirSync(path.join(repo, "snapshots", commit), { recursive: true });
+    writeFileSync(path.join(repo, "snapshots", commit, "README.md"), readme);
+    return cache;
+  }
+
+  it("takes license, license_name and license_link from the base model's card in the HF cache (HF_HUB_CACHE)", () => {
+    const job = withBase("acme/chat-7b", { license: "mit" });
+    const cache = hfCache("acme/chat-7b", "---\nlicense: other\nlicense_name: acme-community\nlicense_link: https://acme.example/license\ntags: [x]\n---\n# Acme\n");
+    const baseCard = readBaseModelCard(job, { HF_HUB_CACHE: cache });
+    expect(baseCard?.metadata.license).toBe("other");
+    const card = renderModelCard({ job, summary, target, baseCard });
+    expect(frontMatter(card)).toMatchObject({ license: "other", license_name: "acme-community", license_link: "https://acme.example/license", base_model: "acme/chat-7b" });
+    expect(card).not.toContain(cache); // where the card was read stays on this machine
+    expect(cardNotes(job, baseCard)).toEqual([expect.stringContaining("not hub.license mit")]);
+    // HF_HOME/hub is the cache when HF_HUB_CACHE is unset
+    const home = temp();
+    cpSync(cache, path.join(home, "hub"), { recursive: true });
+    expect(readBaseModelCard(job, { HF_HOME: home })?.metadata.license_name).toBe("acme-community");
+    // another revision than the cached one is another card: not read
+    expect(readBaseModelCard(withBase("acme/chat-7b", {}, "v2"), { HF_HUB_CACHE: cache })).toBeNull();
+  });
+
+  it("reads a local base directory's README.md; a malformed front matter counts as none", () => {
+    const dir = temp();
+    writeFileSync(path.join(dir, "README.md"), "---\nlicense: cc-by-nc-4.0\n---\nhello\n");
+    const job = withBase(dir, { base_model: "acme/small" });
+    expect(metaOf(job, { baseCard: readBaseModelCard(job, {}) }).license).toBe("cc-by-nc-4.0");
+    writeFileSync(path.join(dir, "README.md"), "---\nlicense: [unclosed\n---\n");
+    expect(readBaseModelCard(job, {})).toBeNull();
+  });
+
+  it("knows the well-known families when no card is here, else uses hub.license, else names none and says so", () => {
+    expect(metaOf(withBase("meta-llama/Llama-2-7b-hf"))).toMatchObject({ license: "other", license_name: "llama2", license_link: "https://ai.meta.com/llama/license/" });
+    expect(metaOf(withBase("meta-llama/Meta-Llama-3-8B"))).toMatchObject({ license: "other", license_name: "llama3" });
+    expect(metaOf(withBase("TinyLlama/TinyLlama-1.1B-Chat-v1.0")).license).toBe("apache-2.0");
+    expect(metaOf(withBase("microsoft/DialoGPT-medium")).license).toBe("mit");
+    expect(metaOf(withBase("openai-community/gpt2")).license).toBe("mit");
+    expect(metaOf(withBase("acme/unknown", { license: "bsd-3-clause" })).license).toBe("bsd-3-clause");
+    const unknown = withBase("acme/unknown");
+    const card = renderModelCard({ job: unknown, summary, target });
+    expect(frontMatter(card).license).toBeUndefined();
+    expect(card).toContain("License: unknown.");
+    expect(cardNotes(unknown, null)).toEqual([expect.stringContaining("set hub.license")]);
+    // the built-in random-weight models have no upstream terms
+    expect(metaOf(fixtureJob("/r", { hub: { ...hub } })).license).toBe("apache-2.0");
+  });
+
+  it("never puts a local base path in the card: hub.base_model names the Hub id, or base_model is left out with a note", () => {
+    const local = "/models/private/llama-7b-converted";
+    const named = withBase(local, { base_model: "huggyllama/llama-7b" });
+    const card = renderModelCard({ job: named, summary, target });
+    expect(frontMatter(card)).toMatchObject({ base_model: "huggyllama/llama-7b", base_model_relation: "adapter", license: "other" });
+    expect(card).toContain('AutoModelForCausalLM.from_pretrained("huggyllama/llama-7b")');
+    expect(card).not.toContain(local);
+    expect(cardNotes(named, null)).toEqual([]);
+
+    const anonymous = withBase(local);
+    const bare = renderModelCard({ job: anonymous, summary, target });
+    expect(frontMatter(bare).base_model).toBeUndefined();
+    expect(bare).not.toContain(local);
+    expect(bare).toContain('from_pretrained("BASE_MODEL")');
+    expect(cardNotes(anonymous, null)).toEqual(expect.arrayContaining([expect.stringContaining("set hub.base_model")]));
+  });
+
+  it("the pushed adapter_config.json names hub.base_model instead of the local base path", async () => {
+    const root = temp();
+    const adapterDir = path.join(root, "adapter-files");
+    mkdirSync(adapterDir);
+    writeFileSync(path.join(adapterDir, "adapter_model.safetensors"), "weights");
+    const local = path.join(root, "models", "llama-7b");
+    writeFileSync(path.join(adapterDir, "adapter_config.json"), JSON.stringify({ peft_type: "LORA", r: 4, base_model_name_or_path: local }));
+    const model = { base: local, dtype: "bfloat16" as const, attn: "sdpa" as const, trust_remote_code: false };
+    const named = makeRunDir(path.join(root, "runs"), { adapterDir, baseDir: "", tokens: [], baseTokens: [] }, { model, hub: { ...hub, base_model: "huggyllama/llama-7b" } });
+    const plan = await planPush(named.dir, { env: {} });
+    const config = JSON.parse(await plan.files.find((file) => file.path === "adapter_config.json")!.content.text());
+    expect(config).toEqual({ peft_type: "LORA", r: 4, base_model_name_or_path: "huggyllama/llama-7b" });
+    for (const file of plan.files.filter((f) => f.path === "README.md" || f.path === "adapter_config.json")) expect(await file.content.text()).not.toContain(local);
+    expect(plan.notes).toEqual([]);
+    // without hub.base_model the config is pushed as saved, and the push says what to set
+    const bare = makeRunDir(path.join(root, "runs2"), { adapterDir, baseDir: "", tokens: [], baseTokens: [] }, { model, hub });
+    const barePlan = await planPush(bare.dir, { env: {} });
+    expect(barePlan.files.find((file) => file.path === "adapter_config.json")!.source).toBe(path.join(bare.dir, "adapter", "adapter_config.json"));
+    expect(barePlan.notes).toEqual(expect.arrayContaining([expect.stringContaining("set hub.base_model")]));
+  });
+
+  it("lists hub.language (default en) and the datasets", () => {
+    expect(metaOf(withBase("acme/x", { language: ["de", "en"], datasets: ["org/extes"] }))).toMatchObject({ language: ["de", "en"], datasets: ["org/extes"] });
+  });
+
+  it("the merged card: a plain transformers model, its own load snippet, no peft", () => {
+    const job = withBase("meta-llama/Llama-2-7b-hf");
+    const card = renderModelCard({ job, summary, target: { ...target, repo: "org/extes-lora-merged" }, merged: true });
+    const meta = frontMatter(card);
+    expect(meta).toMatchObject({ base_model: "meta-llama/Llama-2-7b-hf", base_model_relation: "finetune", library_name: "transformers", license: "other", license_name: "llama2" });
+    expect(meta.tags).not.toContain("peft");
+    expect(card).toContain('model = AutoModelForCausalLM.from_pretrained("org/extes-lora-merged")');
+    expect(card).toContain('tokenizer = AutoTokenizer.from_pretrained("org/extes-lora-merged")');
+    expect(card).toContain("merged into its weights");
+    expect(card).not.toContain("PeftModel");
+    expect(card).not.toContain("from peft");
   });
 });

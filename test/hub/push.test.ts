@@ -37,7 +37,7 @@ function options(extra: Partial<PushOptions> = {}, token = TOKEN): PushOptions {
 
 function freshRun(overrides: Parameters<typeof makeRunDir>[2] = {}) {
   counter += 1;
-  return makeRunDir(runsDir, adapter, { hub: { repo: `peft-org/run-${counter}`, private: true, layout: "repo-per-run", auto_push: true, license: "apache-2.0", datasets: [] }, ...overrides });
+  return makeRunDir(runsDir, adapter, { hub: { repo: `peft-org/run-${counter}`, private: true, layout: "repo-per-run", auto_push: true, license: "apache-2.0", language: ["en"], datasets: [] }, ...overrides });
 }
 
 function expectOk(result: PushResult): PushSuccess {
@@ -124,7 +124,7 @@ describe("pushRun", () => {
     expect(hub.hasRepo(`${runs[0]!.job.hub!.repo}-r4-000004`)).toBe(true);
     expect(hub.hasRepo(`${runs[1]!.job.hub!.repo}-r8-000008`)).toBe(true);
 
-    const hubSection = { repo: "peft-org/sweep-branches", private: false, layout: "branch-per-run" as const, auto_push: true, license: "mit", datasets: [] };
+    const hubSection = { repo: "peft-org/sweep-branches", private: false, layout: "branch-per-run" as const, auto_push: true, license: "mit", language: ["en"], datasets: [] };
     const branched = [4, 8].map((r) => makeRunDir(runsDir, adapter, { experiment: "sweep2", run_id: `sweep2-r${r}-00000${r}`, sweep_values: { "method.r": r }, hub: hubSection }));
     const results = [];
     for (const { dir } of branched) results.push(expectOk(await pushRun(dir, options())));
@@ -224,7 +224,7 @@ describe("faults", () => {
     it(`completes the push through 503s, 429s, hangs and resets on ${route}`, async () => {
       for (const [name, fault, times] of FAULTS) {
         // branch-per-run into a fresh repo: every route of the push is called
-        const { dir, job } = freshRun({ hub: { repo: `peft-org/faults-${++counter}`, private: true, layout: "branch-per-run", auto_push: true, license: "apache-2.0", datasets: [] } });
+        const { dir, job } = freshRun({ hub: { repo: `peft-org/faults-${++counter}`, private: true, layout: "branch-per-run", auto_push: true, license: "apache-2.0", language: ["en"], datasets: [] } });
         const before = hub.requests.length;
         hub.inject(route, fault, times);
         const result = expectOk(await pushRun(dir, options()));
@@ -248,7 +248,7 @@ describe("faults", () => {
 
   for (const route of ["commit", "create-repo", "branch"] as Route[]) {
     it(`a ${route} whose answer is lost is not made twice`, async () => {
-      const { dir, job } = freshRun({ hub: { repo: `peft-org/lost-${++counter}`, private: true, layout: "branch-per-run", auto_push: true, license: "apache-2.0", datasets: [] } });
+      const { dir, job } = freshRun({ hub: { repo: `peft-org/lost-${++counter}`, private: true, layout: "branch-per-run", auto_push: true, license: "apache-2.0", language: ["en"], datasets: [] } });
       hub.inject(route, { kind: "drop-response" });
       const result = expectOk(await pushRun(dir, options()));
       expect(hub.requests.some((r) => r.route === route && r.status === "dropped")).toBe(true);

@@ -52,7 +52,7 @@ async function downloadAll(repo: string, revision: string, dir: string): Promise
 describe("round trip through the Hub", () => {
   it("the downloaded adapter generates the same greedy tokens as the local one", async () => {
     const { dir, job } = makeRunDir(path.join(root, "runs"), adapter, {
-      hub: { repo: "peft-org/roundtrip", private: true, layout: "branch-per-run", auto_push: true, license: "apache-2.0", datasets: [] },
+      hub: { repo: "peft-org/roundtrip", private: true, layout: "branch-per-run", auto_push: true, license: "apache-2.0", language: ["en"], datasets: [] },
     });
     const result = await pushRun(dir, { env: { HF_TOKEN: TOKEN, HF_ENDPOINT: hub.url }, log: pino({ level: "silent" }) });
     if (!result.ok) throw result.error;

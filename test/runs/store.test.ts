@@ -35,6 +35,20 @@ describe("run store", () => {
     expect(readdirSync(run.dir).filter((name) => name.endsWith(".tmp"))).toEqual([]);
   });
 
+  it("loses no update when two processes change one status.json at once (the controller and `peftctl stop`)", async () => {
+    const runsDir = tempRunsDir();
+    const run = makeRun(runsDir, "r1");
+    const store = path.resolve("src/runs/store.ts");
+    // Each process read-modify-writes its own counter: an update made between another's read and write would be lost.
+    const bump = (field: "attempts" | "step") =>
+      execa(process.execPath, ["--import", "tsx", "--input-type=module", "-e",
+        `const { updateStatus } = await import(${JSON.stringify(store)});
+         for (let i = 0; i < 300; i++) updateStatus(${JSON.stringify(run.dir)}, (s) => ({ ${field}: (s.${field} ?? 0) + 1 }));`]);
+    await Promise.all([bump("attempts"), bump("step"), bump("attempts")]);
+    expect(readStatus(run.dir)).toMatchObject({ attempts: 600, step: 300 });
+    expect(existsSync(runFile(run.dir, "statusLock"))).toBe(false);
+  }, 120_000);
+
   it("skips a torn last line of events.jsonl", () => {
     const runsDir = tempRunsDir();
     const run = makeRun(runsDir, "r1");

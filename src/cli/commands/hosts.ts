@@ -11,7 +11,7 @@ async function sshSettingsOf(file: string, set: string[]) {
   const { experiment, configPath } = await loadExperiment(file, { set });
   const ssh = experiment.resources.ssh;
   if (!ssh) throw new UserError("PEFTCTL_USAGE", `${configPath}: no resources.ssh: it lists the SSH hosts (README: Running on SSH hosts)`, []);
-  return ssh;
+  return { ssh, inContainer: experiment.resources.container !== undefined };
 }
 
 /** `peftctl hosts [check] <config>`: the SSH hosts of a config with GPUs, free slots and library versions. */
@@ -19,8 +19,9 @@ export function registerHosts(program: Command): void {
   const hosts = program.command("hosts").description("the SSH hosts of a config (resources.ssh): GPUs, free slots, torch/transformers/peft versions");
   const action = (check: boolean) => async (file: string, options: { set: string[] }, command: Command) => {
     const context = cliContext(command);
-    const reports = await reportHosts(await sshSettingsOf(file, options.set), context.runsDir);
-    const problems = hostProblems(reports);
+    const { ssh, inContainer } = await sshSettingsOf(file, options.set);
+    const reports = await reportHosts(ssh, context.runsDir);
+    const problems = hostProblems(reports, { checkPython: !inContainer });
     if (context.json) process.stdout.write(`${JSON.stringify({ hosts: reports, problems }, null, 2)}\n`);
     else process.stdout.write(renderHostsTable(reports));
     if (check && problems.length > 0) throw new FailureError("PEFTCTL_SSH", `hosts check: ${problems.length} problem(s)`, problems);

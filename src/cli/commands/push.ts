@@ -8,7 +8,7 @@ import { formatBytes } from "../../report/format.ts";
 import { readJob, readStatus, requireRuns, type RunRef } from "../../runs/store.ts";
 import { cliContext } from "../context.ts";
 
-type PushCliOptions = { repo?: string; private?: boolean; branch?: string; dryRun?: boolean };
+type PushCliOptions = { repo?: string; private?: boolean; branch?: string; dryRun?: boolean; merged?: boolean };
 
 /** Runs worth pushing: a named run as is; of an experiment, the runs that succeeded. */
 function pushableRuns(runs: RunRef[], target: string): RunRef[] {
@@ -35,6 +35,7 @@ export function registerPush(program: Command): void {
     .option("--private", "create the repo private (default: hub.private, else private)")
     .option("--branch <name>", "push to this branch (created when missing) instead of the layout's")
     .option("--dry-run", "list the files and the target without a request")
+    .option("--merged", "publish the adapter merged into the base (a plain transformers model, exported into <run>/export/merged) to <repo>-merged")
     .action(async (target: string, options: PushCliOptions, command: Command) => {
       const context = cliContext(command);
       const runs = pushableRuns(requireRuns(context.runsDir, target), target);
@@ -48,7 +49,7 @@ export function registerPush(program: Command): void {
           "push one run (peftctl push <experiment>/<run_id> --repo org/name), or set `hub.layout: branch-per-run` to keep them as branches of one repo",
         ]);
       }
-      const pushOptions = { repo: options.repo, branch: options.branch, private: options.private ? true : undefined };
+      const pushOptions = { repo: options.repo, branch: options.branch, private: options.private ? true : undefined, merged: Boolean(options.merged) };
 
       if (options.dryRun) {
         const plans = [];
@@ -65,6 +66,7 @@ export function registerPush(program: Command): void {
         for (const plan of plans) {
           const t = plan.target;
           process.stdout.write(`${plan.experiment}/${plan.runId} -> ${t.repo} branch ${t.branch} at ${t.endpoint} (${t.private ? "private" : "public"} if created)\n`);
+          for (const note of plan.notes) log().warn(note);
           for (const file of plan.files) process.stdout.write(`  ${formatBytes(file.size).padStart(10)}  ${file.path}\n`);
           const total = plan.files.reduce((sum, file) => sum + file.size, 0);
           process.stdout.write(`  ${formatBytes(total).padStart(10)}  total, ${plan.files.length} files (dry run: nothing sent)\n`);

@@ -1,6 +1,7 @@
 import type { Command } from "commander";
 import { checkExperiment, formatDiagnostic } from "../../config/index.ts";
 import { UserError } from "../../errors.ts";
+import { checkDataHead } from "../../experiment.ts";
 import { cliContext } from "../context.ts";
 import { setOption } from "../options.ts";
 
@@ -8,14 +9,14 @@ import { setOption } from "../options.ts";
 export function registerValidate(program: Command): void {
   program
     .command("validate")
-    .description("check experiment configs: schema, extends, --set, ${env:NAME}, cross-field rules")
+    .description("check experiment configs: schema, extends, --set, ${env:NAME}, cross-field rules, the data file's first records")
     .argument("<config...>", "experiment config files (YAML)")
     .addOption(setOption())
     .action(async (files: string[], options: { set: string[] }, command: Command) => {
       const context = cliContext(command);
       const results = [];
       for (const file of files) {
-        const result = await checkExperiment(file, { set: options.set });
+        const result = await checkDataHead(await checkExperiment(file, { set: options.set }));
         results.push({ file, result, ok: !result.diagnostics.some((d) => d.severity === "error") });
       }
       const invalid = results.filter(({ ok }) => !ok);

@@ -18,6 +18,7 @@ import { ShimExit, type ShimEvent } from "../../runs/events.ts";
 import { EventTail, fileSize } from "../../runs/follow.ts";
 import { nowIso, readEvents, readJob, readStatus, updateStatus, writeFileAtomic, type RunRef, type RunStatus, type SlurmRecord } from "../../runs/store.ts";
 import { shimEnv } from "../../shim.ts";
+import { containerCommand, passedByName } from "../container.ts";
 import { DevicePool } from "../devices.ts";
 import type { Executor, JobHandle, JobResult, StartRequest } from "../executor.ts";
 import { shimCommand, taskFiles } from "../local.ts";
@@ -141,7 +142,19 @@ export class SlurmExecutor implements Executor {
     const train = task === "train";
     const files = taskFiles(request);
     const processes = train ? Math.max(1, job.resources.gpus) : 1;
-    const command = shimCommand({ ...request, processes }, job.train.micro_batch_size, this.env);
+    const shim = shimCommand({ ...request, processes }, job.train.micro_batch_size, this.env);
+    // In a container the node's own GPUs (gres: CUDA_VISIBLE_DEVICES) are handed in at run time (container.ts).
+    const command = job.resources.container
+      ? containerCommand({
+          command: shim,
+          container: job.resources.container,
+          job,
+          task,
+          gpus: { inherit: train ? job.resources.gpus : Math.min(1, job.resources.gpus) },
+          env: { PEFTCTL_NPROC: String(processes) },
+          passEnv: passedByName(this.env),
+        })
+      : shim;
     const token = randomUUID();
     writeFileAtomic(path.join(run.dir, VISIBILITY_TOKEN_FILE), `${token}\n`);
     const script = batchScript({ runDir: run.dir, command, token, processes, gpus: train ? job.resources.gpus : Math.min(1, job.resources.gpus) });

@@ -10,20 +10,21 @@
  * to a job still running there (reattach), `peftctl stop` signals it (signalRecorded).
  * Nothing of the controller's environment goes over: no token or key reaches a host's job.
  */
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import type { Experiment } from "../../config/schema.ts";
+import { HUB_DATA_PREFIX, type Experiment } from "../../config/schema.ts";
 import { UserError } from "../../errors.ts";
 import { parseEventLine } from "../../runs/events.ts";
 import { readJob, readStatus, runFile, updateStatus, type RunRef, type RunStatus, type SshRecord } from "../../runs/store.ts";
 import { projectRoot } from "../../shim.ts";
+import { containerCommand, PASSED_BY_NAME } from "../container.ts";
 import { DevicePool, hostOfDevices, isCpuDevice, localDeviceId } from "../devices.ts";
 import type { Executor, JobHandle, StartRequest } from "../executor.ts";
 import { LocalExecutor, shimCommand } from "../local.ts";
 import { SshConnection } from "./connection.ts";
 import { probeHostSync, type HostInventory, type HostSettings } from "./inventory.ts";
-import { agentArgv, fileSha256, remoteJob, remotePaths, SHIM_CODE, shimCodeHash } from "./layout.ts";
+import { agentArgv, dataSha256, remoteJob, remotePaths, SHIM_CODE, shimCodeHash } from "./layout.ts";
 import { RemoteJob } from "./remote-job.ts";
 
 export type SshSettings = NonNullable<Experiment["resources"]["ssh"]>;
@@ -38,7 +39,7 @@ export type SshExecutorOptions = {
 type Host = { settings: HostSettings; connection: SshConnection; inventory?: HostInventory };
 
 /** Run-dir files that stay the run store's: never copied over (job.json goes over rewritten), never pulled back. */
-const STORE_ONLY = [".lock", "job.json", "status.json", ".status.json.*"];
+const STORE_ONLY = [".lock", ".status.lock", "job.json", "status.json", ".status.json.*"];
 /** Files this side writes during an attempt, or that only describe the controller: not pulled back. */
 const NOT_PULLED = [...STORE_ONLY, "events.jsonl", "env.json", "config.yaml", "checkpoints/", "eval/", "pid", "pid.tmp", "exit_code", ".exit_code.tmp"];
 
@@ -130,14 +131,16 @@ export class SshExecutor implements Executor {
   }
 
   private async shipData(host: Host & { workdir: string }, localPath: string): Promise<string> {
-    const sha256 = await fileSha256(localPath);
+    if (localPath.startsWith(HUB_DATA_PREFIX)) return localPath; // the host loads a Hub data set itself (its own datasets cache)
+    const sha256 = await dataSha256(localPath);
     const target = remotePaths.data(host.workdir, sha256, localPath);
+    const directory = statSync(localPath).isDirectory(); // a save_to_disk directory: copied whole, by its contents
     await this.once(`${host.settings.host}\0data\0${sha256}`, async () => {
-      const present = await host.connection.call(["test", "-f", target], 30_000);
+      const present = await host.connection.call(["test", "-e", target], 30_000);
       if (present.ok) return;
       await this.mustCall(host, ["mkdir", "-p", path.posix.dirname(target)], "creating the data directory");
       // Under a temporary name first: a file at `target` is always whole.
-      await this.mustRsync(host, [localPath], `remote:${target}.partial`, "copying the data file");
+      await this.mustRsync(host, [directory ? `${localPath}/` : localPath], `remote:${target}.partial${directory ? "/" : ""}`, "copying the data file");
       await this.mustCall(host, ["mv", `${target}.partial`, target], "placing the data file");
     });
     return target;
@@ -154,10 +157,11 @@ export class SshExecutor implements Executor {
     const remoteDir = remotePaths.runDir(host.workdir, run.experiment, run.runId);
     // Independent copies run side by side: each is a round trip or more over the same connection.
     const [, dataPath] = await Promise.all([this.shipCode(host), this.shipData(host, job.data.path), this.mustCall(host, ["mkdir", "-p", remoteDir], "creating the run dir")]);
+    const hostJob = remoteJob(job, { runDir: remoteDir, dataPath });
     const staging = mkdtempSync(path.join(os.tmpdir(), "peftctl-job-"));
     try {
       const file = path.join(staging, "job.json");
-      writeFileSync(file, `${JSON.stringify(remoteJob(job, { runDir: remoteDir, dataPath }), null, 2)}\n`);
+      writeFileSync(file, `${JSON.stringify(hostJob, null, 2)}\n`);
       await Promise.all([
         this.mustRsync(host, [`${run.dir}/`], `remote:${remoteDir}/`, "copying the run dir", { exclude: [...STORE_ONLY, "eval/"] }),
         this.mustRsync(host, [file], `remote:${runFile(remoteDir, "job")}`, "copying job.json"),
@@ -166,11 +170,24 @@ export class SshExecutor implements Executor {
       rmSync(staging, { recursive: true, force: true });
     }
 
-    const { file, args } = shimCommand({ ...request, run: { ...run, dir: remoteDir } }, job.train.micro_batch_size, {
+    const shim = shimCommand({ ...request, run: { ...run, dir: remoteDir } }, job.train.micro_batch_size, {
       PEFTCTL_PYTHON: host.settings.python,
       ...(this.shimScript ? { PEFTCTL_SHIM_SCRIPT: this.shimScript } : {}),
     });
     const onGpu = !isCpuDevice(request.devices[0]);
+    // In a container the image brings the shim and its Python (hosts[].python is not used); the paths
+    // mounted are the host's (container.ts). The code shipped to the host stays unused then.
+    const container = job.resources.container;
+    const { file, args } = container
+      ? containerCommand({
+          command: shim,
+          container,
+          job: hostJob,
+          gpus: { ids: onGpu ? request.devices.map(localDeviceId) : [] },
+          env: { PEFTCTL_NPROC: String(request.processes) },
+          passEnv: PASSED_BY_NAME,
+        })
+      : shim;
     const env = [
       `PYTHONPATH=${path.posix.join(remotePaths.code(host.workdir, this.codeHash), "python")}`,
       "PYTHONUNBUFFERED=1",

@@ -29,11 +29,15 @@ export async function reportHosts(settings: SshSettings, runsDir: string): Promi
   });
 }
 
-/** What `hosts check` fails on: a host that does not answer, a Python that cannot report, a version that differs. */
-export function hostProblems(reports: readonly HostReport[]): string[] {
+/**
+ * What `hosts check` fails on: a host that does not answer, a Python that cannot report, a version that differs.
+ * Jobs in a container (resources.container) bring their own Python: the host's is not checked then.
+ */
+export function hostProblems(reports: readonly HostReport[], options: { checkPython?: boolean } = {}): string[] {
+  const checkPython = options.checkPython ?? true;
   return reports.flatMap((r) => [
     ...(r.inventory.reachable ? [] : [`${r.inventory.host} does not answer`]),
-    ...(r.inventory.reachable && r.inventory.pythonError ? [`${r.inventory.host}: python cannot report versions`] : []),
-    ...r.mismatches.map((m) => `${r.inventory.host}: ${m.library} ${m.host ?? "missing"} != ${m.required ?? "-"}`),
+    ...(checkPython && r.inventory.reachable && r.inventory.pythonError ? [`${r.inventory.host}: python cannot report versions`] : []),
+    ...(checkPython ? r.mismatches : []).map((m) => `${r.inventory.host}: ${m.library} ${m.host ?? "missing"} != ${m.required ?? "-"}`),
   ]);
 }

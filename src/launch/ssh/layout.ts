@@ -5,7 +5,7 @@
  *   <workdir>/shim/<hash of the code>/   python/peftshim and schema/job.schema.json: the
  *                                        controller's own code, keyed by content, so a host never runs
  *                                        a stale copy and two controller versions never overwrite each other
- *   <workdir>/data/<sha256>/<file name>  each data file once per host, keyed by content
+ *   <workdir>/data/<sha256>/<file name>  each data file (or save_to_disk directory) once per host, keyed by content
  *   <workdir>/runs/<experiment>/<run id>/ the run dir there (job.json there names these paths)
  */
 import { createHash } from "node:crypto";
@@ -19,7 +19,7 @@ import { projectRoot } from "../../shim.ts";
  * remote.sh, the host's agent, sent with each call (`sh -c <script> remote.sh <command> ...`) rather
  * than kept there: stop and reattach work whatever copy of peftctl started the job.
  */
-const AGENT_SCRIPT = readFileSync(path.join(projectRoot, "src", "launch", "ssh", "remote.sh"), "utf8");
+const AGENT_SCRIPT = readFileSync(new URL("./remote.sh", import.meta.url), "utf8"); // beside this file in src/ and in dist/
 
 export function agentArgv(command: "start" | "status" | "signal", ...args: string[]): string[] {
   return ["sh", "-c", AGENT_SCRIPT, "remote.sh", command, ...args];
@@ -57,6 +57,18 @@ export function shimCodeHash(root = projectRoot): string {
 export async function fileSha256(file: string): Promise<string> {
   const hash = createHash("sha256");
   for await (const chunk of createReadStream(file)) hash.update(chunk as Buffer);
+  return hash.digest("hex");
+}
+
+/** data.path's content key: a file's sha256, or for a save_to_disk directory a sha256 over its files' relative paths and sha256s. */
+export async function dataSha256(dataPath: string): Promise<string> {
+  if (!statSync(dataPath).isDirectory()) return fileSha256(dataPath);
+  const files = readdirSync(dataPath, { recursive: true, withFileTypes: true })
+    .filter((entry) => entry.isFile())
+    .map((entry) => path.relative(dataPath, path.join(entry.parentPath, entry.name)))
+    .sort();
+  const hash = createHash("sha256");
+  for (const file of files) hash.update(`${file}\0${await fileSha256(path.join(dataPath, file))}\n`);
   return hash.digest("hex");
 }
 
