@@ -165,8 +165,27 @@ def _micro_batch_problem(spec: JobSpec, micro_batch_size: int | None) -> str | N
             "so that a step still holds the planned global batch")
 
 
+# True in a `python -m peftshim` process (also under torchrun); in-process callers (tests) keep their imports.
+_OWN_PROCESS = False
+
+
+def _hide_bitsandbytes_unless_quantized(job: object) -> None:
+    """peft and transformers import bitsandbytes at their own import whenever it is installed: 1.5 s (and
+    torch's inductor) at every start of the shim. A job that quantizes nothing hides it from them: for a
+    None entry in sys.modules, importlib.util.find_spec (their availability check) answers None."""
+    if not _OWN_PROCESS or not isinstance(job, Path) or "bitsandbytes" in sys.modules:
+        return
+    try:
+        quantization = json.loads(job.read_text(encoding="utf-8")).get("model", {}).get("quantization")
+    except (OSError, ValueError, AttributeError):
+        return  # load_spec says what is wrong with the file
+    if quantization is None:
+        sys.modules["bitsandbytes"] = None  # type: ignore[assignment]
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    _hide_bitsandbytes_unless_quantized(getattr(args, "job", None))
     mismatch = controller_version_problem()
     if mismatch is not None:
         if args.command == "train":
@@ -316,6 +335,7 @@ def _guarded(events: EventWriter, work: Callable[[], int]) -> int:
 
 
 if __name__ == "__main__":
+    _OWN_PROCESS = True
     exit_code = main()
     # Python restores the default handlers while it shuts down; a late second signal would then
     # turn exit 75 into a death by signal. Nothing is left to stop now, so ignore them.

@@ -171,6 +171,22 @@ def test_missing_bitsandbytes_is_a_clear_environment_error(tmp_path: Path, cache
     assert not events_of(read_events(run_dir), "train")
 
 
+@pytest.mark.parametrize("quantized", [False, True])
+def test_bitsandbytes_is_imported_only_by_a_job_that_quantizes(tmp_path: Path, cache: Path, quantized: bool) -> None:
+    # peft imports bitsandbytes whenever it is installed (1.5 s a start); the shim hides it from unquantized jobs.
+    # The data file is missing, so the run ends (exit 2) right after the imports, having read no weights.
+    run_dir = tmp_path / "run"
+    job = write_job(run_dir, small_job(run_dir, model={"quantization": QLORA} if quantized else {},
+                                       data={"path": str(tmp_path / "missing.json")}))
+    env = {**shim_env(cache), "PYTHONPROFILEIMPORTTIME": "1"}
+    result = _run(job, cache, env=env)
+    assert result.returncode == 2, result.stderr[-2000:]
+    imported = {line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines() if line.startswith("import time:")}
+    assert "peft" in imported
+    # A hidden package still leaves a line for the failed `import bitsandbytes`: its submodules tell a real import.
+    assert any(name.startswith("bitsandbytes.") for name in imported) is quantized
+
+
 def test_a_device_without_a_bitsandbytes_backend_is_refused() -> None:
     from peftshim.quantization import QuantizationUnavailable, check_available
     from peftshim.spec import QuantizationSpec

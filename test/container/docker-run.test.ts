@@ -11,7 +11,7 @@
  * has no capability at all: there the Python is reached through the read-only mounts.
  */
 import { execFileSync, spawnSync } from "node:child_process";
-import { chownSync, existsSync, lstatSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { chmodSync, chownSync, existsSync, lstatSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -69,7 +69,27 @@ function filesUnder(dir: string): string[] {
   return readdirSync(dir, { recursive: true, encoding: "utf8" }).map((name) => path.join(dir, name));
 }
 
+/** The checkout's own mode, restored after the tests (see makeCheckoutTraversable). */
+let checkoutMode: number | undefined;
+
+/**
+ * TEST_UID must reach the checkout's files, inside the container too, where no capability helps. A
+ * clone into `mktemp -d` has a root of mode 0700: it gains o+x (search, not read) for these tests.
+ * Directories above it are not the project's to change: one that TEST_UID cannot pass is an error.
+ */
+function makeCheckoutTraversable(): void {
+  for (let dir = path.dirname(root); dir !== path.dirname(dir); dir = path.dirname(dir)) {
+    if ((statSync(dir).mode & 0o001) === 0) throw new Error(`${dir} (above the checkout) is not searchable by others: TEST_UID ${TEST_UID} cannot reach the checkout; clone it elsewhere`);
+  }
+  const mode = statSync(root).mode & 0o7777;
+  if ((mode & 0o001) === 0) {
+    checkoutMode = mode;
+    chmodSync(root, mode | 0o001);
+  }
+}
+
 beforeAll(async () => {
+  makeCheckoutTraversable();
   daemon = await startDockerDaemon();
   importShimImage(daemon, IMAGE, root);
   home = mkdtempSync(path.join(os.tmpdir(), "peftctl-container-"));
@@ -95,6 +115,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await daemon?.stop();
+  if (checkoutMode !== undefined) chmodSync(root, checkoutMode);
 });
 
 describe("Dockerfile.gpu's build context (its base image cannot be pulled here, so the build itself is not run)", () => {
