@@ -1,7 +1,8 @@
 /**
- * `npx tsx bench/startup.ts [--runs N] [--repeat K] [--runs-dir DIR]`: the CLI's start, today's against the package's.
+ * `npx tsx bench/startup.ts [--runs N] [--repeat K] [--runs-dir DIR] [--baseline REV]`: the CLI's start, today's against the package's.
  *
- * Today (the baseline, measured in the same run): the sources as committed at HEAD, run as a
+ * Today (the baseline, measured in the same run): the sources as committed at REV (default 360743d,
+ * the last commit before the compiled package and the lazy command registry), run as a
  * checkout runs them (bin/peftctl.js registering tsx, every command module imported), extracted with
  * `git archive` into a temp dir beside this checkout's node_modules. The package: `npm pack` +
  * `npm install` of this tree (compiled dist/, each command's modules loaded alone). Each command
@@ -20,15 +21,15 @@ import { installPackage } from "../test/cli/installed-package.ts";
 
 const root = path.join(import.meta.dirname, "..");
 const { values } = parseArgs({
-  options: { runs: { type: "string", default: "10000" }, repeat: { type: "string", default: "10" }, "runs-dir": { type: "string" } },
+  options: { runs: { type: "string", default: "10000" }, repeat: { type: "string", default: "10" }, "runs-dir": { type: "string" }, baseline: { type: "string", default: "360743d" } },
 });
 const runCount = Number(values.runs);
 const repeat = Number(values.repeat);
 
-/** HEAD's bin/, src/ and package.json in a temp dir, resolving packages from this checkout's node_modules. */
-function headCheckout(): string {
-  const dir = mkdtempSync(path.join(tmpdir(), "peftctl-head-"));
-  const archive = execFileSync("git", ["archive", "HEAD", "bin", "src", "package.json"], { cwd: root, maxBuffer: 1 << 30 });
+/** The baseline's bin/, src/ and package.json in a temp dir, resolving packages from this checkout's node_modules. */
+function baselineCheckout(revision: string): string {
+  const dir = mkdtempSync(path.join(tmpdir(), "peftctl-baseline-"));
+  const archive = execFileSync("git", ["archive", revision, "bin", "src", "package.json"], { cwd: root, maxBuffer: 1 << 30 });
   execFileSync("tar", ["-x", "-C", dir], { input: archive });
   symlinkSync(path.join(root, "node_modules"), path.join(dir, "node_modules"));
   return dir;
@@ -75,7 +76,7 @@ function median(samples: number[]): number {
   return sorted.length % 2 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
 }
 
-const head = headCheckout();
+const head = baselineCheckout(values.baseline!);
 const installed = installPackage();
 // --runs-dir DIR keeps the runs between calls (writing 10,000 runs, each file fsynced, takes minutes): written when DIR is new.
 const keptRuns = values["runs-dir"] ? path.resolve(values["runs-dir"]) : undefined;
@@ -88,7 +89,7 @@ try {
     { name: "--version", args: ["--version"] },
     { name: `status (${runCount.toLocaleString("en-US")} runs)`, args: ["--runs-dir", runsDir, "status"] },
   ];
-  console.log(`median of ${repeat} runs each, today (HEAD through tsx) and the package taken in turn`);
+  console.log(`median of ${repeat} runs each, today (${values.baseline} through tsx) and the package taken in turn`);
   console.log("command                     today s  package s  package/today  goal < 0.333");
   for (const { name, args } of cases) {
     seconds([today, ...args]); // warm the file cache for both
